@@ -1,0 +1,2 @@
+// placeholder CLI
+int main() { return 0; }

@@ -1,0 +1,2 @@
+// placeholder GUI
+int main() { return 0; }
