@@ -122,6 +122,9 @@ struct MethodRun {
     int prefill_tokens_after = 0;   // sequence length seen by layers >= K
     double prefill_flops = 0;       // analytic FLOPs of this run's prefill
     double decode_flops_per_token = 0;
+    std::vector<float> prompt_logits;  // logits at the last prompt position (after pruning)
+    bool from_prefix_cache = false;    // vision + layers < K were reused, not recomputed
+    double wall_ms = 0;                // wall time of this call (smaller than timing_ms.total when cached)
     bool cancelled = false;
 };
 
@@ -172,9 +175,13 @@ public:
     // Selection only (no generation), from the prefix cache: what the overlay needs, fast.
     PruningResult preview(const PruneConfig& config);
 
-    // Full run of one method on the prepared inputs (reusing the prefix cache).
+    // Full run of one method on the prepared inputs. With use_prefix_cache (the default) vision
+    // features and layers < K come from the cache and timing_ms reports what a cold run costs
+    // (per-stage times measured when the cache was filled); without it everything is recomputed
+    // from the pixels (vision, layers < K on the full sequence, selection, layers >= K pruned) —
+    // what `bench` times.
     MethodRun run(const PruneConfig& config, int max_new_tokens, const ProgressFn& progress = {},
-                  const std::atomic<bool>* cancel = nullptr);
+                  const std::atomic<bool>* cancel = nullptr, bool use_prefix_cache = true);
 
     // Drops cached vision features and trunk (e.g. to time a cold run).
     void clear_cache();

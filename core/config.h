@@ -58,6 +58,7 @@ struct LlavaConfig {
     int image_seq_length = 576;
     bool random_weights = false;       // "dartlens_random_weights": true, written by make-model
     std::string name_or_path;
+    std::string torch_dtype = "float32";  // "torch_dtype" as written (float32 | float16 | bfloat16)
 
     // Parses config.json text; throws dl::Error naming `source` and the bad key.
     static LlavaConfig from_json(const nlohmann::json& j, const std::string& source);

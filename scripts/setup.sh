@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PKGS=(cmake g++ make pkg-config libgtest-dev qt6-base-dev libqt6opengl6-dev qt6-charts-dev qt6-svg-dev
       libtorch-dev libopenblas0-openmp libopencv-dev libsentencepiece-dev sentencepiece
-      nlohmann-json3-dev xvfb xauth)
+      nlohmann-json3-dev libcli11-dev xvfb xauth)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,299 @@
+// Llama decoder layers, RoPE tables and the KV cache (see llama.h for the conventions).
+#include "core/llama.h"
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <tuple>
+
+#include "core/api.h"
+#include "core/attention.h"
+#include "core/common.h"
+
+namespace dl {
+
+// --- KV cache -----------------------------------------------------------------------------------
+
+KVCache::KVCache(int num_layers, int64_t num_kv_heads, int64_t head_dim, int64_t cap,
+                 at::ScalarType dtype, at::Device device) {
+    if (num_layers <= 0 || num_kv_heads <= 0 || head_dim <= 0 || cap < 0)
+        throw Error(str_cat("KVCache: bad geometry layers=", num_layers, " kv_heads=", num_kv_heads,
+                            " head_dim=", head_dim, " capacity=", cap));
+    capacity = std::max<int64_t>(cap, 1);
+    auto opts = at::TensorOptions().dtype(dtype).device(device);
+    for (int l = 0; l < num_layers; ++l) {
+        k.push_back(at::empty({num_kv_heads, capacity, head_dim}, opts));
+        v.push_back(at::empty({num_kv_heads, capacity, head_dim}, opts));
+    }
+    len.assign(num_layers, 0);
+}
+
+KVCache KVCache::for_model(const LlavaConfig& config, const LlavaWeights& weights, int64_t cap) {
+    const at::Tensor& ref = weights.text.layers.at(0).k_w;
+    return KVCache(config.text.num_hidden_layers, config.text.num_key_value_heads,
+                   config.text.head_dim(), cap, ref.scalar_type(), ref.device());
+}
+
+static void check_layer(const KVCache& c, int layer) {
+    if (layer < 0 || layer >= c.num_layers())
+        throw Error(str_cat("KVCache: layer ", layer, " outside 0..", c.num_layers() - 1));
+}
+
+void KVCache::reserve(int64_t new_capacity) {
+    if (new_capacity <= capacity) return;
+    for (size_t l = 0; l < k.size(); ++l) {
+        at::Tensor nk = at::empty({k[l].size(0), new_capacity, k[l].size(2)}, k[l].options());
+        at::Tensor nv = at::empty({v[l].size(0), new_capacity, v[l].size(2)}, v[l].options());
+        if (len[l] > 0) {
+            nk.narrow(1, 0, len[l]).copy_(k[l].narrow(1, 0, len[l]));
+            nv.narrow(1, 0, len[l]).copy_(v[l].narrow(1, 0, len[l]));
+        }
+        k[l] = nk;
+        v[l] = nv;
+    }
+    capacity = new_capacity;
+}
+
+int64_t KVCache::length(int layer) const {
+    check_layer(*this, layer);
+    return len[layer];
+}
+
+at::Tensor KVCache::keys(int layer) const {
+    check_layer(*this, layer);
+    return k[layer].narrow(1, 0, len[layer]);
+}
+
+at::Tensor KVCache::values(int layer) const {
+    check_layer(*this, layer);
+    return v[layer].narrow(1, 0, len[layer]);
+}
+
+void KVCache::append(int layer, const at::Tensor& k_new, const at::Tensor& v_new) {
+    check_layer(*this, layer);
+    if (k_new.dim() != 3 || k_new.size(0) != k[layer].size(0) || k_new.size(2) != k[layer].size(2) ||
+        !v_new.sizes().equals(k_new.sizes()))
+        throw Error(str_cat("KVCache::append: layer ", layer, ": expected [", k[layer].size(0), ",n,",
+                            k[layer].size(2), "] keys and values of the same shape"));
+    const int64_t n = k_new.size(1);
+    if (len[layer] + n > capacity) reserve(std::max(2 * capacity, len[layer] + n));
+    k[layer].narrow(1, len[layer], n).copy_(k_new);
+    v[layer].narrow(1, len[layer], n).copy_(v_new);
+    len[layer] += n;
+}
+
+void KVCache::truncate(int layer, int64_t n) {
+    check_layer(*this, layer);
+    if (n < 0 || n > len[layer])
+        throw Error(str_cat("KVCache::truncate: layer ", layer, ": length ", n, " outside 0..", len[layer]));
+    len[layer] = n;
+}
+
+void KVCache::clear() { std::fill(len.begin(), len.end(), 0); }
+
+KVCache KVCache::clone() const {
+    KVCache c;
+    c.capacity = capacity;
+    c.len = len;
+    for (size_t l = 0; l < k.size(); ++l) {
+        c.k.push_back(k[l].clone());
+        c.v.push_back(v[l].clone());
+    }
+    return c;
+}
+
+void KVCache::copy_prefix_from(const KVCache& other, int layer_begin, int layer_end) {
+    if (k.empty()) {  // take the other's geometry
+        capacity = other.capacity;
+        len.assign(other.len.size(), 0);
+        for (size_t l = 0; l < other.k.size(); ++l) {
+            k.push_back(at::empty_like(other.k[l]));
+            v.push_back(at::empty_like(other.v[l]));
+        }
+    }
+    if (other.num_layers() != num_layers() || layer_begin < 0 || layer_end > num_layers())
+        throw Error(str_cat("KVCache::copy_prefix_from: layers [", layer_begin, ",", layer_end,
+                            ") of a ", other.num_layers(), "-layer cache into a ", num_layers(), "-layer one"));
+    for (int l = layer_begin; l < layer_end; ++l) {
+        const int64_t n = other.len[l];
+        if (n > capacity) reserve(std::max(2 * capacity, n));
+        if (n > 0) {
+            k[l].narrow(1, 0, n).copy_(other.k[l].narrow(1, 0, n));
+            v[l].narrow(1, 0, n).copy_(other.v[l].narrow(1, 0, n));
+        }
+        len[l] = n;
+    }
+}
+
+int64_t KVCache::bytes() const {
+    int64_t total = 0;
+    for (size_t l = 0; l < k.size(); ++l)
+        total += 2 * len[l] * k[l].size(0) * k[l].size(2) * int64_t(k[l].element_size());
+    return total;
+}
+
+int64_t KVCache::allocated_bytes() const {
+    int64_t total = 0;
+    for (size_t l = 0; l < k.size(); ++l) total += 2 * k[l].numel() * int64_t(k[l].element_size());
+    return total;
+}
+
+// --- norms and rotary embedding -----------------------------------------------------------------
+
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+    at::Tensor xf = x.to(at::kFloat);
+    at::Tensor normed = xf * at::rsqrt(xf.pow(2).mean(-1, true) + eps);
+    return (normed.to(x.scalar_type()) * weight).to(x.scalar_type());
+}
+
+namespace {
+struct RopeTable {
+    at::Tensor cos, sin;  // [P, D]
+};
+std::mutex g_rope_mutex;
+std::map<std::tuple<double, int64_t, int, std::string>, RopeTable> g_rope_tables;
+}  // namespace
+
+// The table for (theta, D, dtype, device) with at least `needed` rows.
+static RopeTable rope_table(const TextConfig& config, int64_t needed, at::ScalarType dtype,
+                            at::Device device) {
+    const int64_t D = config.head_dim();
+    auto key = std::make_tuple(config.rope_theta, D, int(dtype), device.str());
+    std::lock_guard<std::mutex> lock(g_rope_mutex);
+    auto it = g_rope_tables.find(key);
+    if (it != g_rope_tables.end() && it->second.cos.size(0) >= needed) return it->second;
+    int64_t rows = std::max<int64_t>(config.max_position_embeddings, 1);
+    while (rows < needed) rows *= 2;
+    // As HF's LlamaRotaryEmbedding: everything in float32.
+    at::Tensor exponent = at::arange(0, D, 2, at::TensorOptions().dtype(at::kLong)).to(at::kFloat) / double(D);
+    at::Tensor inv_freq = 1.0 / at::pow(config.rope_theta, exponent);   // [D/2]
+    at::Tensor pos = at::arange(rows, at::TensorOptions().dtype(at::kLong)).to(at::kFloat);
+    at::Tensor freqs = at::outer(pos, inv_freq);                          // [P, D/2]
+    at::Tensor emb = at::cat({freqs, freqs}, -1);                         // [P, D]
+    RopeTable t{emb.cos().to(dtype).to(device), emb.sin().to(dtype).to(device)};
+    g_rope_tables[key] = t;
+    return t;
+}
+
+void rope_cos_sin(const TextConfig& config, const at::Tensor& positions, at::ScalarType dtype,
+                  at::Device device, at::Tensor& cos, at::Tensor& sin) {
+    if (positions.dim() != 1) throw Error("rope_cos_sin: positions must be [R] int64");
+    if (positions.numel() == 0) {
+        cos = at::empty({0, config.head_dim()}, at::TensorOptions().dtype(dtype).device(device));
+        sin = cos;
+        return;
+    }
+    at::Tensor pos = positions.to(at::kLong);
+    const int64_t max_pos = pos.max().item<int64_t>();
+    if (pos.min().item<int64_t>() < 0) throw Error("rope_cos_sin: negative position id");
+    RopeTable t = rope_table(config, max_pos + 1, dtype, device);
+    pos = pos.to(device);
+    cos = t.cos.index_select(0, pos);  // [R, D]
+    sin = t.sin.index_select(0, pos);
+}
+
+at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+    const int64_t half = x.size(-1) / 2;
+    at::Tensor rotated = at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+    return x * cos + rotated * sin;  // cos/sin [R,D] broadcast over heads
+}
+
+// --- layers -------------------------------------------------------------------------------------
+
+static at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+    return b.defined() ? at::linear(x, w, b) : at::linear(x, w);
+}
+
+static void check_layer_index(const LlavaWeights& weights, int layer) {
+    if (layer < 0 || layer >= int(weights.text.layers.size()))
+        throw Error(str_cat("llama: layer ", layer, " outside 0..", int(weights.text.layers.size()) - 1));
+}
+
+// Queries/keys/values of one layer for x [S,d]: q [H,S,D], k/v [Hkv,S,D], q and k rotated.
+static void layer_qkv(const LlamaLayerWeights& L, const TextConfig& tc, const at::Tensor& h,
+                      const at::Tensor& cos, const at::Tensor& sin, at::Tensor* q, at::Tensor* k,
+                      at::Tensor* v) {
+    const int64_t S = h.size(0), D = tc.head_dim();
+    const int64_t H = tc.num_attention_heads, Hkv = tc.num_key_value_heads;
+    if (q) *q = apply_rope(linear(h, L.q_w, L.q_b).view({S, H, D}).transpose(0, 1), cos, sin);
+    if (k) *k = apply_rope(linear(h, L.k_w, L.k_b).view({S, Hkv, D}).transpose(0, 1), cos, sin);
+    if (v) *v = linear(h, L.v_w, L.v_b).view({S, Hkv, D}).transpose(0, 1);
+}
+
+static at::Tensor layer_forward(const LlavaWeights& weights, const LlavaConfig& config, int layer,
+                                const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                                KVCache& cache) {
+    const TextConfig& tc = config.text;
+    const LlamaLayerWeights& L = weights.text.layers[layer];
+    const int64_t S = x.size(0);
+    // attention block
+    at::Tensor h = rms_norm(x, L.input_norm, tc.rms_norm_eps);                  // [S,d]
+    at::Tensor q, k, v;
+    layer_qkv(L, tc, h, cos, sin, &q, &k, &v);                                  // [H,S,D], [Hkv,S,D]
+    cache.append(layer, k, v);
+    at::Tensor a = attention(q, cache.keys(layer), cache.values(layer), true);  // [H,S,D]
+    a = a.transpose(0, 1).reshape({S, -1});                                     // [S,H*D]
+    at::Tensor out = x + linear(a, L.o_w, L.o_b);
+    // MLP block
+    h = rms_norm(out, L.post_norm, tc.rms_norm_eps);
+    at::Tensor m = at::silu(at::linear(h, L.gate_w)) * at::linear(h, L.up_w);  // [S,I]
+    out.add_(at::linear(m, L.down_w));
+    return out;
+}
+
+at::Tensor llama_layer(const LlavaWeights& weights, const LlavaConfig& config, int layer,
+                       const at::Tensor& x, const at::Tensor& positions, KVCache& cache) {
+    check_layer_index(weights, layer);
+    at::Tensor cos, sin;
+    rope_cos_sin(config.text, positions, x.scalar_type(), x.device(), cos, sin);
+    return layer_forward(weights, config, layer, x, cos, sin, cache);
+}
+
+void run_layers(const LlavaWeights& weights, const LlavaConfig& config, at::Tensor& x,
+                const at::Tensor& position_ids, KVCache& cache, int layer_begin, int layer_end,
+                const std::atomic<bool>* cancel, std::vector<at::Tensor>* layer_inputs) {
+    if (x.dim() != 2 || x.size(1) != config.text.hidden_size)
+        throw Error(str_cat("run_layers: x must be [S,", config.text.hidden_size, "]"));
+    if (position_ids.dim() != 1 || position_ids.size(0) != x.size(0))
+        throw Error(str_cat("run_layers: position_ids must be [", x.size(0), "], got ", position_ids.sizes()));
+    if (layer_begin < 0 || layer_end > int(weights.text.layers.size()) || layer_begin > layer_end)
+        throw Error(str_cat("run_layers: layer range [", layer_begin, ",", layer_end, ") outside 0..",
+                            weights.text.layers.size()));
+    if (cache.num_layers() != int(weights.text.layers.size()))
+        throw Error(str_cat("run_layers: cache has ", cache.num_layers(), " layers, model ",
+                            weights.text.layers.size()));
+    at::Tensor cos, sin;
+    rope_cos_sin(config.text, position_ids, x.scalar_type(), x.device(), cos, sin);
+    for (int l = layer_begin; l < layer_end; ++l) {
+        if (cancel && cancel->load()) throw Cancelled();
+        if (layer_inputs) layer_inputs->push_back(x);
+        x = layer_forward(weights, config, l, x, cos, sin, cache);
+    }
+}
+
+at::Tensor final_norm(const LlavaWeights& weights, const LlavaConfig& config, const at::Tensor& x) {
+    return rms_norm(x, weights.text.norm, config.text.rms_norm_eps);
+}
+
+at::Tensor lm_logits(const LlavaWeights& weights, const at::Tensor& x_normed) {
+    return at::linear(x_normed, weights.text.lm_head).to(at::kFloat);
+}
+
+at::Tensor last_logits(const LlavaWeights& weights, const LlavaConfig& config, const at::Tensor& x) {
+    at::Tensor last = x.narrow(0, x.size(0) - 1, 1);
+    return lm_logits(weights, final_norm(weights, config, last)).squeeze(0);
+}
+
+at::Tensor layer_query(const LlavaWeights& weights, const LlavaConfig& config, int layer,
+                       const at::Tensor& x_in_rows, const at::Tensor& positions_rows) {
+    check_layer_index(weights, layer);
+    const LlamaLayerWeights& L = weights.text.layers[layer];
+    at::Tensor cos, sin;
+    rope_cos_sin(config.text, positions_rows, x_in_rows.scalar_type(), x_in_rows.device(), cos, sin);
+    at::Tensor h = rms_norm(x_in_rows, L.input_norm, config.text.rms_norm_eps);
+    at::Tensor q;
+    layer_qkv(L, config.text, h, cos, sin, &q, nullptr, nullptr);
+    return q;  // [H,R,D]
+}
+
+}  // namespace dl

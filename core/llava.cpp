@@ -1,0 +1,158 @@
+// LlavaModel: loading, options, embeddings, image merge, prefill and decode steps.
+#include "core/llava.h"
+
+#include <filesystem>
+#include <thread>
+
+#include <ATen/Parallel.h>
+
+#include "core/common.h"
+#include "core/safetensors.h"
+#include "core/vision.h"
+
+namespace dl {
+
+at::Device parse_device(const std::string& name) {
+    if (name.empty() || name == "auto") return at::hasCUDA() ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
+    if (name == "cpu") return at::Device(at::kCPU);
+    if (name == "cuda" || name.rfind("cuda:", 0) == 0) {
+        if (!at::hasCUDA()) throw Error(str_cat("device '", name, "': this LibTorch build has no CUDA"));
+        int index = 0;
+        if (name.size() > 5) {
+            try {
+                size_t used = 0;
+                index = std::stoi(name.substr(5), &used);
+                if (used != name.size() - 5 || index < 0) throw std::invalid_argument("");
+            } catch (const std::exception&) {
+                throw Error(str_cat("device '", name, "': expected cuda:N"));
+            }
+        }
+        return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(index));
+    }
+    throw Error(str_cat("device '", name, "': expected auto, cpu, cuda or cuda:N"));
+}
+
+at::ScalarType parse_compute_dtype(const std::string& name, at::Device device) {
+    at::ScalarType t;
+    if (name.empty() || name == "auto") t = device.is_cuda() ? at::kHalf : at::kFloat;
+    else if (name == "f32" || name == "float32" || name == "fp32") t = at::kFloat;
+    else if (name == "bf16" || name == "bfloat16") t = at::kBFloat16;
+    else if (name == "f16" || name == "float16" || name == "fp16" || name == "half") t = at::kHalf;
+    else throw Error(str_cat("dtype '", name, "': expected auto, f32, bf16 or f16"));
+    if (t == at::kHalf && device.is_cpu())
+        throw Error("dtype 'f16' on CPU: f16 matmul is unsupported on CPU in LibTorch 1.13; use bf16 or f32");
+    return t;
+}
+
+std::string dtype_name(at::ScalarType dtype) {
+    switch (dtype) {
+        case at::kFloat: return "f32";
+        case at::kBFloat16: return "bf16";
+        case at::kHalf: return "f16";
+        default: return c10::toString(dtype);
+    }
+}
+
+LlavaModel::LlavaModel(const std::string& dir, const LoadOptions& options) : dir_(dir) {
+    namespace fs = std::filesystem;
+    if (!fs::is_directory(dir)) throw Error(str_cat(dir, ": not a directory"));
+    config_ = LlavaConfig::from_file((fs::path(dir) / "config.json").string());
+    if (config_.text.hidden_act != "silu")
+        throw Error(str_cat(dir, "/config.json: text_config.hidden_act '", config_.text.hidden_act,
+                            "' unsupported (only silu)"));
+    generation_ = GenerationConfig::from_file((fs::path(dir) / "generation_config.json").string());
+    std::string preprocess = "crop";
+    const fs::path pre = fs::path(dir) / "preprocessor_config.json";
+    if (fs::exists(pre)) preprocess = PreprocessorConfig::from_file(pre.string()).mode;
+
+    device_ = parse_device(options.device);
+    dtype_ = parse_compute_dtype(options.dtype, device_);
+    int threads = options.threads > 0 ? options.threads : int(std::thread::hardware_concurrency());
+    if (threads <= 0) threads = 1;
+    at::set_num_threads(threads);
+
+    WeightStore store = WeightStore::open_dir(dir);
+    weights_ = load_llava_weights(store, config_, dtype_, device_);
+
+    ModelInfo& m = info_;
+    m.dir = dir;
+    m.name = !config_.name_or_path.empty() ? config_.name_or_path
+                                           : fs::path(dir).lexically_normal().filename().string();
+    if (m.name.empty()) m.name = fs::path(dir).lexically_normal().parent_path().filename().string();
+    m.weight_dtype = weights_.stored_dtype;
+    m.compute_dtype = dtype_name(dtype_);
+    m.device = device_.str();
+    m.layout = weights_.layout;
+    m.weight_bytes = weights_.stored_bytes;
+    m.num_parameters = weights_.num_parameters;
+    m.threads = at::get_num_threads();
+    m.random_weights = config_.random_weights;
+    m.image_size = config_.vision.image_size;
+    m.patch_size = config_.vision.patch_size;
+    m.grid = config_.vision.grid();
+    m.num_image_tokens = config_.num_image_tokens();
+    m.num_layers = config_.text.num_hidden_layers;
+    m.hidden_size = config_.text.hidden_size;
+    m.num_heads = config_.text.num_attention_heads;
+    m.num_kv_heads = config_.text.num_key_value_heads;
+    m.vocab_size = config_.text.vocab_size;
+    m.max_positions = config_.text.max_position_embeddings;
+    m.preprocess = preprocess;
+}
+
+at::Tensor LlavaModel::embed_tokens(const at::Tensor& ids) const {
+    if (ids.dim() != 1) throw Error(str_cat("embed_tokens: ids must be [T], got ", ids.sizes()));
+    const int64_t V = weights_.text.embed_tokens.size(0);
+    if (ids.numel() > 0) {
+        at::Tensor cpu = ids.to(at::kCPU).to(at::kLong);
+        const int64_t lo = cpu.min().item<int64_t>(), hi = cpu.max().item<int64_t>();
+        if (lo < 0 || hi >= V)
+            throw Error(str_cat("embed_tokens: token id ", lo < 0 ? lo : hi, " outside the vocabulary 0..", V - 1));
+    }
+    return weights_.text.embed_tokens.index_select(0, ids.to(at::kLong).to(device_));
+}
+
+at::Tensor LlavaModel::embed_tokens(const std::vector<int>& ids) const {
+    std::vector<int64_t> v(ids.begin(), ids.end());
+    return embed_tokens(at::tensor(v, at::TensorOptions().dtype(at::kLong)));
+}
+
+at::Tensor LlavaModel::merge_image(const at::Tensor& embeds, int64_t pos, const at::Tensor& features) const {
+    if (embeds.dim() != 2 || features.dim() != 2 || embeds.size(1) != features.size(1))
+        throw Error(str_cat("merge_image: embeds ", embeds.sizes(), " and features ", features.sizes(),
+                            " must be [T,d] and [N,d]"));
+    if (pos < 0 || pos >= embeds.size(0))
+        throw Error(str_cat("merge_image: image token position ", pos, " outside 0..", embeds.size(0) - 1));
+    const int64_t T = embeds.size(0);
+    return at::cat({embeds.narrow(0, 0, pos), features.to(embeds.scalar_type()).to(embeds.device()),
+                    embeds.narrow(0, pos + 1, T - pos - 1)}, 0);
+}
+
+at::Tensor LlavaModel::encode_image(const at::Tensor& pixel_values) const {
+    return dl::encode_image(weights_, config_, pixel_values);
+}
+
+KVCache LlavaModel::new_cache(int64_t capacity) const {
+    return KVCache::for_model(config_, weights_, capacity);
+}
+
+at::Tensor LlavaModel::forward_last_logits(at::Tensor x, const at::Tensor& positions, KVCache& cache,
+                                           const std::atomic<bool>* cancel) const {
+    run_layers(weights_, config_, x, positions, cache, 0, config_.text.num_hidden_layers, cancel);
+    return last_logits(weights_, config_, x);
+}
+
+at::Tensor LlavaModel::step(int token, int64_t position, KVCache& cache, const std::atomic<bool>* cancel) const {
+    at::Tensor x = embed_tokens(std::vector<int>{token});
+    return forward_last_logits(x, positions({position}), cache, cancel);
+}
+
+at::Tensor LlavaModel::positions(const std::vector<int64_t>& pos) const {
+    return at::tensor(pos, at::TensorOptions().dtype(at::kLong)).to(device_);
+}
+
+at::Tensor LlavaModel::positions_range(int64_t begin, int64_t end) const {
+    return at::arange(begin, end, at::TensorOptions().dtype(at::kLong).device(device_));
+}
+
+}  // namespace dl

@@ -1,0 +1,134 @@
+// The CLI contract: flags, JSON field names, .npy logits, exit codes, one-line errors naming the
+// file/tensor/parameter at fault. Drives the real dartlens-cli binary on a generated tiny model.
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/npy.h"
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string cli() { return dltest::bin_dir() + "/dartlens-cli"; }
+std::string sample_image() { return dltest::data_dir() + "/../../resources/sample.jpg"; }
+
+const std::string& model_dir() {
+    static std::string dir;
+    if (dir.empty()) {
+        dir = dltest::scratch_dir("cli-model") + "/tiny";
+        std::string out;
+        const int rc = dltest::run_command(cli() + " make-model --preset tiny --out " + dir + " --seed 3", &out);
+        EXPECT_EQ(rc, 0) << out;
+    }
+    return dir;
+}
+
+// Runs the CLI expecting failure; returns its output, which must be exactly one line.
+std::string expect_error(const std::string& args) {
+    std::string out;
+    const int rc = dltest::run_command(cli() + " " + args, &out);
+    EXPECT_NE(rc, 0) << args;
+    EXPECT_LT(rc, 128) << "crashed: " << args << "\n" << out;
+    size_t lines = 0;
+    for (char ch : out) lines += ch == '\n';
+    EXPECT_EQ(lines, 1u) << out;
+    return out;
+}
+
+std::string copy_model(const std::string& name) {
+    const std::string dir = dltest::scratch_dir("cli-" + name);
+    fs::copy(model_dir(), dir, fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+    return dir;
+}
+
+TEST(Cli, RunWritesContractJson) {
+    const std::string dir = dltest::scratch_dir("cli-json");
+    std::string out;
+    const std::string cmd = cli() + " run -m " + model_dir() + " --image " + sample_image() +
+                            " -p 'What colour is the ball?' -n 5 -t 2 --json " + dir + "/r.json --dump-logits " + dir +
+                            "/l.npy --method dart --layer 2 --keep 8";
+    ASSERT_EQ(dltest::run_command(cmd, &out), 0) << out;
+    nlohmann::json j = nlohmann::json::parse(dltest::read_file(dir + "/r.json"));
+    for (const char* key : {"prompt_ids", "image_span", "output_ids", "text", "timing_ms", "pruning"})
+        EXPECT_TRUE(j.contains(key)) << key;
+    for (const char* key : {"load", "vision", "prefill", "decode", "total"}) EXPECT_TRUE(j["timing_ms"].contains(key)) << key;
+    const auto& p = j["pruning"];
+    for (const char* key : {"method", "layer", "budget", "kept_count", "kept_image_indices", "pivot_image_indices",
+                            "pivot_text_indices", "key_l1", "fastv_score", "dup_max"})
+        EXPECT_TRUE(p.contains(key)) << key;
+    const int n = j["image_span"]["length"];
+    EXPECT_EQ(p["method"], "dart");
+    EXPECT_EQ(p["budget"], 8);
+    EXPECT_EQ(p["kept_image_indices"].size(), size_t(p["kept_count"].get<int>()));
+    EXPECT_EQ(p["key_l1"].size(), size_t(n));
+    EXPECT_EQ(p["dup_max"].size(), size_t(n));
+    EXPECT_LE(j["output_ids"].size(), 5u);
+    // The image placeholder is not expanded in prompt_ids; the span is.
+    EXPECT_EQ(j["prompt_ids"].size() - 1 + size_t(n), size_t(j["sequence_length"].get<int>()));
+    at::Tensor logits = dl::npy_load(dir + "/l.npy");
+    EXPECT_EQ(logits.dim(), 1);
+    EXPECT_EQ(logits.scalar_type(), at::kFloat);
+    // Greedy: the first output token is the argmax of the dumped logits.
+    if (!j["output_ids"].empty()) EXPECT_EQ(logits.argmax().item<int64_t>(), j["output_ids"][0].get<int64_t>());
+}
+
+TEST(Cli, CompareWritesRunsAndExports) {
+    const std::string dir = dltest::scratch_dir("cli-compare");
+    std::string out;
+    const std::string cmd = cli() + " run -m " + model_dir() + " --image " + sample_image() +
+                            " -p 'Describe it.' -n 3 --compare dart,fastv,none --keep 6 --json " + dir +
+                            "/r.json --export " + dir + "/export";
+    ASSERT_EQ(dltest::run_command(cmd, &out), 0) << out;
+    nlohmann::json j = nlohmann::json::parse(dltest::read_file(dir + "/r.json"));
+    ASSERT_EQ(j["runs"].size(), 3u);
+    EXPECT_EQ(j["runs"][0]["pruning"]["method"], "dart");
+    EXPECT_EQ(j["runs"][1]["pruning"]["method"], "fastv");
+    EXPECT_EQ(j["runs"][2]["pruning"]["method"], "none");
+    EXPECT_TRUE(fs::exists(dir + "/export/report.json"));
+    EXPECT_TRUE(fs::exists(dir + "/export/composite.png"));
+    EXPECT_TRUE(fs::exists(dir + "/export/figures.csv"));
+    // A second export into the same directory must refuse, not replace.
+    const std::string again = dltest::run_command(cmd, &out) == 0 ? "" : out;
+    EXPECT_NE(again.find("exists"), std::string::npos) << out;
+}
+
+TEST(Cli, BadInputsGiveOneLineErrors) {
+    const std::string m = model_dir();
+    const std::string img = sample_image();
+    const std::string tmp = dltest::scratch_dir("cli-bad");
+    EXPECT_NE(expect_error("run -m " + m + " --image " + tmp + "/missing.png -p hi").find("missing.png"), std::string::npos);
+    dltest::write_file(tmp + "/empty.jpg", "");
+    EXPECT_NE(expect_error("run -m " + m + " --image " + tmp + "/empty.jpg -p hi").find("empty.jpg"), std::string::npos);
+    dltest::write_file(tmp + "/text.png", "this is not an image");
+    EXPECT_NE(expect_error("run -m " + m + " --image " + tmp + "/text.png -p hi").find("text.png"), std::string::npos);
+    EXPECT_NE(expect_error("run -m " + m + " --image " + img + " -p '   '").find("empty"), std::string::npos);
+    std::string longq;
+    for (int i = 0; i < 400; ++i) longq += "word ";
+    EXPECT_NE(expect_error("run -m " + m + " --image " + img + " -p '" + longq + "'").find("context"), std::string::npos);
+    EXPECT_NE(expect_error("run -m " + m + " --image " + img + " -p hi --method dart --layer 50 --keep 4").find("layer"),
+              std::string::npos);
+    EXPECT_NE(expect_error("run -m " + tmp + "/nomodel --image " + img + " -p hi").find("nomodel"), std::string::npos);
+
+    // Truncated weights.
+    const std::string trunc = copy_model("trunc");
+    fs::resize_file(trunc + "/model.safetensors", fs::file_size(trunc + "/model.safetensors") / 2);
+    EXPECT_NE(expect_error("run -m " + trunc + " --image " + img + " -p hi").find("model.safetensors"), std::string::npos);
+    // Missing config key that has no default.
+    const std::string nocfg = copy_model("nocfg");
+    nlohmann::json cfg = nlohmann::json::parse(dltest::read_file(nocfg + "/config.json"));
+    cfg["text_config"]["hidden_size"] = "sixty-four";
+    dltest::write_file(nocfg + "/config.json", cfg.dump());
+    EXPECT_NE(expect_error("run -m " + nocfg + " --image " + img + " -p hi").find("hidden_size"), std::string::npos);
+    // Missing tokenizer.
+    const std::string notok = copy_model("notok");
+    fs::remove(notok + "/tokenizer.model");
+    EXPECT_NE(expect_error("run -m " + notok + " --image " + img + " -p hi").find("tokenizer.model"), std::string::npos);
+}
+
+}  // namespace

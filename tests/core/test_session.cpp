@@ -1,0 +1,249 @@
+// Session-level properties of pruning inside the decoder, checked against independent
+// recomputations built from the layer functions (not from the session's caching paths):
+// - ratio 0 / every index kept reproduces the unpruned logits and tokens exactly;
+// - KV-cache decoding after pruning equals recomputing the pruned sequence at every step;
+// - a run from the prefix cache equals a cold run; changing K re-runs correctly;
+// - kept sets from the session equal a direct call of the pruner on layer K-1's tensors.
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <filesystem>
+
+#include "core/api.h"
+#include "core/common.h"
+#include "core/generate.h"
+#include "core/image.h"
+#include "core/llama.h"
+#include "core/llava.h"
+#include "core/make_model.h"
+#include "core/pruning/pruner.h"
+#include "test_util.h"
+
+namespace {
+
+std::string tiny_model() {
+    static std::string dir;
+    if (dir.empty()) {
+        dir = dltest::scratch_dir("session-model") + "/tiny";
+        dl::make_model("tiny", dir, 7);
+    }
+    return dir;
+}
+
+std::string sample_image() { return dltest::data_dir() + "/../../resources/sample.jpg"; }
+
+struct Fixture : ::testing::Test {
+    dl::Session session;
+    dl::PromptInfo prompt;
+    void SetUp() override {
+        dl::LoadOptions lo;
+        lo.threads = 2;
+        session.load_model(tiny_model(), lo);
+        dl::RunRequest req;
+        req.image_path = sample_image();
+        req.question = "What is in the picture? Describe the colours.";
+        prompt = session.prepare(req);
+    }
+};
+
+float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+    EXPECT_EQ(a.size(), b.size());
+    float m = 0;
+    for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) m = std::max(m, std::abs(a[i] - b[i]));
+    return m;
+}
+
+TEST_F(Fixture, PromptSpanFoundFromIds) {
+    ASSERT_GT(prompt.image_span_length, 0);
+    const dl::ModelInfo& info = session.model_info();
+    EXPECT_EQ(prompt.image_span_length, info.num_image_tokens);
+    EXPECT_EQ(prompt.sequence_length, int(prompt.prompt_ids.size()) - 1 + prompt.image_span_length);
+    int image_id_count = 0;
+    for (size_t i = 0; i < prompt.prompt_ids.size(); ++i)
+        if (prompt.prompt_ids[i] == prompt.prompt_ids[size_t(prompt.image_span_start)]) ++image_id_count;
+    EXPECT_EQ(image_id_count, 1);
+}
+
+TEST_F(Fixture, RatioZeroEqualsNoneExactly) {
+    dl::PruneConfig none;
+    const dl::MethodRun base = session.run(none, 8);
+    for (const std::string m : {"dart", "fastv", "random"}) {
+        dl::PruneConfig c;
+        c.method = m;
+        c.ratio = 0.0;
+        const dl::MethodRun r = session.run(c, 8);
+        EXPECT_EQ(r.pruning.kept_count, r.pruning.num_image_tokens) << m;
+        EXPECT_EQ(r.output_ids, base.output_ids) << m;
+        EXPECT_EQ(max_abs_diff(r.prompt_logits, base.prompt_logits), 0.0f) << m;
+    }
+}
+
+TEST_F(Fixture, PruningChangesLogits) {
+    dl::PruneConfig none;
+    const dl::MethodRun base = session.run(none, 1);
+    dl::PruneConfig c;
+    c.method = "dart";
+    c.keep = 4;
+    c.pivots_image = 1;
+    c.pivots_text = 1;
+    const dl::MethodRun r = session.run(c, 1);
+    EXPECT_LT(r.pruning.kept_count, r.pruning.num_image_tokens);
+    EXPECT_GT(max_abs_diff(r.prompt_logits, base.prompt_logits), 1e-4f);
+    EXPECT_LT(r.kv_cache_bytes, base.kv_cache_bytes);
+    EXPECT_LT(r.prefill_flops, base.prefill_flops);
+}
+
+TEST_F(Fixture, CachedRunEqualsColdRun) {
+    for (const std::string m : {"none", "dart", "fastv"}) {
+        for (int k : {1, 2}) {
+            dl::PruneConfig c;
+            c.method = m;
+            c.layer = k;
+            c.keep = 6;
+            const dl::MethodRun cached = session.run(c, 6, {}, nullptr, true);
+            const dl::MethodRun cold = session.run(c, 6, {}, nullptr, false);
+            EXPECT_TRUE(cached.from_prefix_cache);
+            EXPECT_FALSE(cold.from_prefix_cache);
+            EXPECT_EQ(cached.output_ids, cold.output_ids) << m << " K=" << k;
+            EXPECT_EQ(cached.pruning.kept_image_indices, cold.pruning.kept_image_indices) << m << " K=" << k;
+            EXPECT_LT(max_abs_diff(cached.prompt_logits, cold.prompt_logits), 1e-4f) << m << " K=" << k;
+        }
+    }
+}
+
+TEST_F(Fixture, PreviewMatchesRunSelection) {
+    dl::PruneConfig c;
+    c.method = "dart";
+    c.keep = 8;
+    c.pivots_image = 2;
+    c.pivots_text = 2;
+    const dl::PruningResult p = session.preview(c);
+    const dl::MethodRun r = session.run(c, 2);
+    EXPECT_EQ(p.kept_image_indices, r.pruning.kept_image_indices);
+    EXPECT_EQ(p.pivot_image_indices, r.pruning.pivot_image_indices);
+    EXPECT_EQ(int(p.key_l1.size()), p.num_image_tokens);
+}
+
+TEST_F(Fixture, BadConfigNamesParameter) {
+    dl::PruneConfig c;
+    c.method = "dart";
+    c.layer = 99;
+    try {
+        session.run(c, 2);
+        FAIL() << "expected an error";
+    } catch (const dl::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("layer"), std::string::npos) << e.what();
+    }
+    c.layer = 1;
+    c.method = "nosuch";
+    EXPECT_THROW(session.preview(c), dl::Error);
+}
+
+// Independent recomputation of a pruned generation without any KV-cache reuse: at each step the
+// whole sequence (prompt + tokens so far) runs through layers < K with positions 0..len-1, the
+// kept prompt rows plus every generated row go through layers >= K at their original positions,
+// and the next token is the argmax of the last row. Must equal the cached decode token for token.
+TEST_F(Fixture, PrunedCacheDecodeEqualsRecompute) {
+    c10::InferenceMode guard;
+    dl::LoadOptions lo;
+    lo.threads = 2;
+    dl::LlavaModel model(tiny_model(), lo);
+    for (const std::string m : {"dart", "fastv"}) {
+        dl::PruneConfig c;
+        c.method = m;
+        c.layer = 2;
+        c.keep = 6;
+        const int n_new = 6;
+        const dl::MethodRun run = session.run(c, n_new);
+        ASSERT_FALSE(run.output_ids.empty());
+
+        cv::Mat rgb = dl::load_image_rgb8(sample_image());
+        dl::PreprocessorConfig pre = dl::PreprocessorConfig::from_file(tiny_model() + "/preprocessor_config.json");
+        dl::PreprocessedImage img = dl::preprocess_image(rgb, pre, "", model.config().vision.patch_size);
+        at::Tensor feats = model.encode_image(img.pixel_values);
+        std::vector<int> ids = run.output_ids.empty() ? std::vector<int>{} : std::vector<int>{};
+        std::vector<int> prompt_ids = prompt.prompt_ids;
+        const int s0 = prompt.image_span_start;
+        prompt_ids[size_t(s0)] = 0;
+        at::Tensor prompt_embeds = model.merge_image(model.embed_tokens(prompt_ids), s0, feats);
+        const int64_t S = prompt_embeds.size(0);
+        std::vector<int64_t> keep;
+        for (int64_t p = 0; p < S; ++p) {
+            if (p < s0 || p >= s0 + prompt.image_span_length) keep.push_back(p);
+        }
+        for (int i : run.pruning.kept_image_indices) keep.push_back(s0 + i);
+        std::sort(keep.begin(), keep.end());
+        const int L = model.config().text.num_hidden_layers;
+        std::vector<int> tokens;
+        for (int step = 0; step < int(run.output_ids.size()); ++step) {
+            at::Tensor x = prompt_embeds;
+            if (!tokens.empty()) x = at::cat({x, model.embed_tokens(tokens)}, 0);
+            const int64_t len = x.size(0);
+            dl::KVCache cache = model.new_cache(len + 1);
+            dl::run_layers(model.weights(), model.config(), x, model.positions_range(0, len), cache, 0, c.layer);
+            std::vector<int64_t> rows = keep;
+            for (int64_t p = S; p < len; ++p) rows.push_back(p);
+            at::Tensor pos = model.positions(rows);
+            at::Tensor xk = x.index_select(0, pos);
+            dl::run_layers(model.weights(), model.config(), xk, pos, cache, c.layer, L);
+            at::Tensor logits = dl::last_logits(model.weights(), model.config(), xk);
+            if (step == 0) {
+                std::vector<float> l(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
+                EXPECT_LT(max_abs_diff(l, run.prompt_logits), 1e-4f) << m;
+            }
+            tokens.push_back(dl::argmax_token(logits));
+        }
+        EXPECT_EQ(tokens, run.output_ids) << m;
+    }
+}
+
+// The session's kept set equals the pruner applied directly to layer K-1's tensors computed here
+// from scratch (unpruned run of layers < K).
+TEST_F(Fixture, SessionSelectionEqualsDirectPrunerCall) {
+    c10::InferenceMode guard;
+    dl::LoadOptions lo;
+    lo.threads = 2;
+    dl::LlavaModel model(tiny_model(), lo);
+    cv::Mat rgb = dl::load_image_rgb8(sample_image());
+    dl::PreprocessorConfig pre = dl::PreprocessorConfig::from_file(tiny_model() + "/preprocessor_config.json");
+    dl::PreprocessedImage img = dl::preprocess_image(rgb, pre, "", model.config().vision.patch_size);
+    std::vector<int> prompt_ids = prompt.prompt_ids;
+    const int s0 = prompt.image_span_start;
+    prompt_ids[size_t(s0)] = 0;
+    at::Tensor x = model.merge_image(model.embed_tokens(prompt_ids), s0, model.encode_image(img.pixel_values));
+    const int64_t S = x.size(0);
+    const int K = 2;
+    dl::KVCache cache = model.new_cache(S);
+    std::vector<at::Tensor> inputs;
+    dl::run_layers(model.weights(), model.config(), x, model.positions_range(0, S), cache, 0, K, nullptr, &inputs);
+    dl::PruneInputs in;
+    in.image_start = s0;
+    in.num_image = prompt.image_span_length;
+    in.seq_len = int(S);
+    at::Tensor k = cache.keys(K - 1), v = cache.values(K - 1);
+    in.keys = k.permute({1, 0, 2}).reshape({S, -1}).to(at::kFloat);
+    in.values = v.permute({1, 0, 2}).reshape({S, -1}).to(at::kFloat);
+    in.kv_repeat = model.config().text.num_attention_heads / model.config().text.num_key_value_heads;
+    in.hidden_normed = dl::final_norm(model.weights(), model.config(), x).to(at::kFloat);
+    // FastV's last-row probabilities, written out directly: softmax over keys of q_last . k / sqrt(D).
+    at::Tensor q = dl::layer_query(model.weights(), model.config(), K - 1, inputs[K - 1].slice(0, S - 1, S),
+                                   model.positions({S - 1}));  // [H,1,D]
+    const int64_t H = q.size(0), D = q.size(2), rep = in.kv_repeat;
+    at::Tensor kk = k.repeat_interleave(rep, 0).to(at::kFloat);  // [H,S,D]
+    at::Tensor scores = at::matmul(q.to(at::kFloat), kk.transpose(1, 2)) / std::sqrt(double(D));  // [H,1,S]
+    in.attn_last = at::softmax(scores, -1).mean(0).reshape({-1});
+    ASSERT_EQ(H, model.config().text.num_attention_heads);
+    for (const std::string m : {"dart", "fastv"}) {
+        dl::PruneConfig c;
+        c.method = m;
+        c.layer = K;
+        c.keep = 5;
+        const dl::Selection sel = dl::make_pruner(m)->select(in, c);
+        const dl::PruningResult p = session.preview(c);
+        EXPECT_EQ(sel.result.kept_image_indices, p.kept_image_indices) << m;
+    }
+}
+
+}  // namespace

@@ -1,0 +1,65 @@
+// Demo model and sample image lookup (see demo.h).
+#include "ui/demo.h"
+
+#include <QCoreApplication>
+#include <QDir>
+#include <QFileInfo>
+#include <QProcess>
+#include <QStandardPaths>
+#include <exception>
+
+#if __has_include("core/make_model.h")
+#include "core/make_model.h"
+#define DARTLENS_HAVE_MAKE_MODEL 1
+#endif
+
+namespace dlui {
+
+bool is_model_dir(const QString& dir) { return !dir.isEmpty() && QFileInfo(QDir(dir).filePath("config.json")).isFile(); }
+
+QString bundled_demo_model_dir() {
+    const QString env = qEnvironmentVariable("DARTLENS_DEMO_MODEL");
+    if (is_model_dir(env)) return QDir(env).absolutePath();
+    const QString rel = QDir(QCoreApplication::applicationDirPath()).filePath("../demo-model");
+    if (is_model_dir(rel)) return QDir(rel).absolutePath();
+    return "";
+}
+
+QString generated_demo_model_dir() {
+    return QDir(QStandardPaths::writableLocation(QStandardPaths::AppLocalDataLocation)).filePath("demo-model");
+}
+
+QString sample_image_path() {
+    QStringList candidates;
+    const QString env = qEnvironmentVariable("DARTLENS_RESOURCES");
+    if (!env.isEmpty()) candidates << QDir(env).filePath("sample.jpg");
+    candidates << QDir(QCoreApplication::applicationDirPath()).filePath("../resources/sample.jpg");
+#ifdef DARTLENS_SOURCE_DIR
+    candidates << QDir(QStringLiteral(DARTLENS_SOURCE_DIR)).filePath("resources/sample.jpg");
+#endif
+    for (const QString& c : candidates)
+        if (QFileInfo(c).isFile()) return QFileInfo(c).absoluteFilePath();
+    return "";
+}
+
+QString generate_demo_model(const QString& dir) {
+    try {
+        QDir().mkpath(dir);
+#ifdef DARTLENS_HAVE_MAKE_MODEL
+        dl::make_model("tiny", dir.toStdString(), 0);
+        return is_model_dir(dir) ? QString() : "make_model wrote no config.json into " + dir;
+#else
+        // fall back on the CLI next to this executable
+        QProcess p;
+        const QString cli = QDir(QCoreApplication::applicationDirPath()).filePath("dartlens-cli");
+        p.start(cli, {"make-model", "--preset", "tiny", "--out", dir});
+        if (!p.waitForFinished(600000) || p.exitCode() != 0)
+            return "dartlens-cli make-model failed: " + QString::fromLocal8Bit(p.readAllStandardError()).trimmed();
+        return is_model_dir(dir) ? QString() : "make-model wrote no config.json into " + dir;
+#endif
+    } catch (const std::exception& e) {
+        return QString::fromUtf8(e.what());
+    }
+}
+
+}  // namespace dlui

@@ -1,0 +1,21 @@
+// Where the bundled demo lives: the tiny random-weight model and the sample picture.
+//
+// Model: $DARTLENS_DEMO_MODEL, else <exe dir>/../demo-model, else one generated on demand with
+// make_model("tiny") into QStandardPaths::AppLocalDataLocation/demo-model. Image:
+// $DARTLENS_RESOURCES/sample.jpg, else <exe dir>/../resources/sample.jpg, else the source tree's
+// resources/sample.jpg (DARTLENS_SOURCE_DIR, compiled in).
+#pragma once
+
+#include <QString>
+
+namespace dlui {
+
+bool is_model_dir(const QString& dir);          // has a config.json
+QString bundled_demo_model_dir();               // "" when neither env nor exe-relative exists
+QString generated_demo_model_dir();             // AppLocalDataLocation/demo-model (may not exist)
+QString sample_image_path();                    // "" when not found
+// Generates the tiny demo model into `dir` (blocking; call off the GUI thread). Returns "" on
+// success, else the error message.
+QString generate_demo_model(const QString& dir);
+
+}  // namespace dlui

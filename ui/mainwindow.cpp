@@ -1,0 +1,1111 @@
+// The explorer window (see mainwindow.h).
+#include "ui/mainwindow.h"
+
+#include <QAction>
+#include <QApplication>
+#include <QBarCategoryAxis>
+#include <QBarSet>
+#include <QChart>
+#include <QChartView>
+#include <QCheckBox>
+#include <QCloseEvent>
+#include <QComboBox>
+#include <QDir>
+#include <QDockWidget>
+#include <QDoubleSpinBox>
+#include <QDragEnterEvent>
+#include <QDropEvent>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QFormLayout>
+#include <QFutureWatcher>
+#include <QGroupBox>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QLabel>
+#include <QLineEdit>
+#include <QMenuBar>
+#include <QMessageBox>
+#include <QMimeData>
+#include <QProgressBar>
+#include <QPushButton>
+#include <QScrollArea>
+#include <QSlider>
+#include <QSpinBox>
+#include <QSplitter>
+#include <QStackedBarSeries>
+#include <QStatusBar>
+#include <QTableView>
+#include <QTimer>
+#include <QToolBar>
+#include <QValueAxis>
+#include <QVBoxLayout>
+#include <QtConcurrent/QtConcurrentRun>
+
+#include "core/common.h"
+#include "core/export.h"
+#include "core/overlay.h"
+#include "core/report.h"
+#include "ui/answer_analysis.h"
+#include "ui/demo.h"
+#include "ui/enginecontroller.h"
+#include "ui/methodcolumn.h"
+#include "ui/overlayview.h"
+#include "ui/patch_info.h"
+
+namespace dlui {
+
+namespace {
+
+struct MethodSpec {
+    const char* method;
+    const char* title;
+};
+const MethodSpec k_methods[] = {
+    {"none", "Unpruned"}, {"dart", "DART"}, {"fastv", "FastV"}, {"random", "Random"}};
+
+// Longest side of the picture the columns show; bigger photos are scaled down for display only
+// (exports use the original).
+constexpr int k_display_max = 1280;
+
+QImage to_qimage(const dl::RgbImage& img) {
+    if (img.width <= 0 || img.height <= 0) return {};
+    return QImage(img.pixels.data(), img.width, img.height, img.width * 3, QImage::Format_RGB888).copy();
+}
+
+dl::RgbImage from_qimage(const QImage& in) {
+    QImage img = in.convertToFormat(QImage::Format_RGB888);
+    dl::RgbImage out;
+    out.width = img.width();
+    out.height = img.height();
+    out.pixels.resize(size_t(out.width) * out.height * 3);
+    for (int y = 0; y < out.height; ++y)
+        memcpy(out.pixels.data() + size_t(y) * out.width * 3, img.constScanLine(y), size_t(out.width) * 3);
+    return out;
+}
+
+void set_tip(QWidget* w, const char* tip) { w->setToolTip(QString::fromUtf8(tip)); }
+
+}  // namespace
+
+MainWindow::MainWindow(const MainWindowOptions& options, QWidget* parent)
+    : QMainWindow(parent), m_options(options) {
+    setWindowTitle("DartLens — vision-token pruning explorer");
+    setObjectName("DartLensMainWindow");
+    setAcceptDrops(true);
+    m_engine = new EngineController(this);
+    m_runTimer = new QTimer(this);
+    m_runTimer->setSingleShot(true);
+    m_runTimer->setInterval(600);
+    connect(m_runTimer, &QTimer::timeout, this, [this] {
+        if (m_modelLoaded && !m_imagePath.isEmpty()) runNow();
+    });
+    buildUi();
+    buildMenus();
+
+    connect(m_engine, &EngineController::started, this, [this](quint64, QString what) {
+        m_progress->setVisible(true);
+        m_progress->setValue(0);
+        m_stage->setText(what + "…");
+        m_cancel->setEnabled(true);
+    });
+    connect(m_engine, &EngineController::progress, this, [this](double f, QString stage) {
+        m_progress->setRange(0, 1000);
+        m_progress->setValue(int(f * 1000));
+        m_stage->setText(stage);
+    });
+    connect(m_engine, &EngineController::idle, this, [this] {
+        m_progress->setValue(m_progress->maximum());
+        m_progress->setVisible(false);
+        m_stage->setText("ready");
+        m_cancel->setEnabled(false);
+    });
+    connect(m_engine, &EngineController::modelLoaded, this, [this](dl::ModelInfo info) {
+        m_modelLoaded = true;
+        m_modelInfo = info;
+        updateModelLabels();
+        saveSettings();
+        emit modelReady();
+        statusBar()->showMessage("model loaded: " + QString::fromStdString(info.name), 5000);
+        if (m_runAfterLoad && !m_imagePath.isEmpty()) runNow();
+        else requestPreview();
+        m_runAfterLoad = false;
+    });
+    connect(m_engine, &EngineController::prepared, this, [this](dl::PromptInfo prompt, dl::ImageGeometry g) {
+        m_prompt = prompt;
+        m_geometry = g;
+        m_prepared = true;
+    });
+    connect(m_engine, &EngineController::previewReady, this, [this](quint64 gen, QVector<dl::PruningResult> results) {
+        if (gen != m_previewGen) return;
+        const QStringList methods = visibleMethods();
+        for (int i = 0; i < results.size() && i < methods.size(); ++i) m_results[methods[i]] = results[i];
+        updateKeptLabel();
+        updateOverlays();
+        updateAnswers();
+        emit previewUpdated();
+    });
+    connect(m_engine, &EngineController::methodFinished, this, [this](quint64 gen, int slot, dl::MethodRun run) {
+        if (gen != m_runGen || slot < 0 || slot >= m_runSlots.size()) return;
+        const QString method = m_runSlots[slot];
+        m_runs[method] = run;
+        m_runKeys[method] = runKey(method);
+        m_results[method] = run.pruning;
+        updateKeptLabel();
+        updateOverlays();
+        updateFigures();
+        updateAnswers();
+    });
+    connect(m_engine, &EngineController::runFinished, this, [this](quint64 gen, QVector<dl::MethodRun>) {
+        if (gen != m_runGen) return;
+        updateFigures();
+        updateAnswers();
+        updateChart();
+        statusBar()->showMessage("run finished", 5000);
+        emit runCompleted();
+    });
+    connect(m_engine, &EngineController::failed, this, [this](QString message) {
+        if (!m_modelLoaded) {
+            m_modelLabel->setText("<i>no model</i>");
+            m_runAfterLoad = false;
+        }
+        showError(message);
+    });
+    connect(m_engine, &EngineController::cancelled, this, [this] {
+        statusBar()->showMessage("cancelled", 5000);
+        if (!m_modelLoaded) m_modelLabel->setText("<i>loading cancelled</i>");
+    });
+
+    if (m_options.restoreSettings) restoreSettings();
+}
+
+MainWindow::~MainWindow() = default;
+
+// --- layout -------------------------------------------------------------------------------------
+
+void MainWindow::buildUi() {
+    auto* central = new QSplitter(Qt::Vertical, this);
+    central->setObjectName("centralSplitter");
+    m_columnSplitter = new QSplitter(Qt::Horizontal, central);
+    m_columnSplitter->setObjectName("columnSplitter");
+    for (const MethodSpec& spec : k_methods) {
+        auto* col = new MethodColumn(spec.title, spec.method, m_columnSplitter);
+        m_columns.push_back(col);
+        m_columnSplitter->addWidget(col);
+        connect(col->view(), &OverlayView::patchHovered, this, &MainWindow::onPatchHovered);
+    }
+    m_columns.back()->setVisible(false);  // random: off by default
+
+    auto* bottom = new QSplitter(Qt::Horizontal, central);
+    auto* chart = new QChart;
+    chart->setTitle("Latency per method (ms)");
+    chart->legend()->setAlignment(Qt::AlignBottom);
+    m_chartView = new QChartView(chart, bottom);
+    m_chartView->setObjectName("latencyChart");
+    m_chartView->setRenderHint(QPainter::Antialiasing);
+    m_chartView->setMinimumHeight(180);
+    m_figureModel = new FigureModel(this);
+    m_table = new QTableView(bottom);
+    m_table->setObjectName("figureTable");
+    m_table->setModel(m_figureModel);
+    m_table->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
+    m_table->verticalHeader()->setVisible(false);
+    bottom->addWidget(m_chartView);
+    bottom->addWidget(m_table);
+    bottom->setStretchFactor(0, 1);
+    bottom->setStretchFactor(1, 1);
+    central->addWidget(m_columnSplitter);
+    central->addWidget(bottom);
+    central->setStretchFactor(0, 3);
+    central->setStretchFactor(1, 1);
+    setCentralWidget(central);
+
+    auto* panel = new QWidget;
+    auto* pl = new QVBoxLayout(panel);
+    pl->addWidget(buildInputsPanel());
+    pl->addWidget(buildControlsPanel());
+    pl->addStretch(1);
+    auto* scroll = new QScrollArea;
+    scroll->setWidget(panel);
+    scroll->setWidgetResizable(true);
+    scroll->setMinimumWidth(330);
+    auto* dock = new QDockWidget("Inputs and parameters", this);
+    dock->setObjectName("parametersDock");
+    dock->setWidget(scroll);
+    dock->setFeatures(QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable);
+    addDockWidget(Qt::LeftDockWidgetArea, dock);
+
+    m_stage = new QLabel("ready");
+    statusBar()->addPermanentWidget(m_stage);
+    resize(1500, 950);
+}
+
+QWidget* MainWindow::buildInputsPanel() {
+    auto* box = new QGroupBox("Inputs");
+    auto* form = new QFormLayout(box);
+
+    auto* imageRow = new QHBoxLayout;
+    m_imageLabel = new QLabel("<i>no image</i>");
+    m_imageLabel->setWordWrap(true);
+    auto* openImage = new QPushButton("Open…");
+    openImage->setToolTip("Open an image (Ctrl+O); you can also drop a file on the window");
+    connect(openImage, &QPushButton::clicked, this, &MainWindow::openImageDialog);
+    imageRow->addWidget(m_imageLabel, 1);
+    imageRow->addWidget(openImage);
+    form->addRow("Image", imageRow);
+
+    auto* modelRow = new QHBoxLayout;
+    m_modelLabel = new QLabel("<i>no model</i>");
+    m_modelLabel->setObjectName("modelLabel");
+    m_modelLabel->setWordWrap(true);
+    m_modelLabel->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    auto* openModel = new QPushButton("Open…");
+    openModel->setToolTip("Open a llava-hf model directory (Ctrl+M); or drop the folder on the window");
+    connect(openModel, &QPushButton::clicked, this, &MainWindow::openModelDialog);
+    modelRow->addWidget(m_modelLabel, 1);
+    modelRow->addWidget(openModel);
+    form->addRow("Model", modelRow);
+    m_randomWeightsLabel = new QLabel("<b style=\"color:#c00000;\">random weights (demo)</b>");
+    m_randomWeightsLabel->setObjectName("randomWeightsLabel");
+    m_randomWeightsLabel->setToolTip("This checkpoint was generated by make-model with random weights: "
+                                     "answers are gibberish, but every pruning computation is real.");
+    m_randomWeightsLabel->setVisible(false);
+    form->addRow("", m_randomWeightsLabel);
+
+    m_question = new QLineEdit("Describe the image in detail.");
+    m_question->setObjectName("question");
+    connect(m_question, &QLineEdit::editingFinished, this, [this] {
+        if (m_updatingControls) return;
+        updateAnswers();
+        requestPreview();
+    });
+    form->addRow("Question", m_question);
+
+    m_template = new QComboBox;
+    m_template->addItems({"llava_v1", "llava-hf"});
+    m_template->setToolTip("Prompt template: llava_v1 (\"USER: <image>\\n… ASSISTANT:\" with the LLaVA-1.5 "
+                           "system prompt) or llava-hf (the processor's chat template)");
+    connect(m_template, &QComboBox::currentTextChanged, this, [this] {
+        if (m_updatingControls) return;
+        updateAnswers();
+        requestPreview();
+    });
+    form->addRow("Template", m_template);
+
+    m_device = new QComboBox;
+    m_device->addItems({"auto", "cpu", "cuda"});
+    m_dtype = new QComboBox;
+    m_dtype->addItems({"auto", "f32", "bf16", "f16"});
+    m_threads = new QSpinBox;
+    m_threads->setRange(0, 256);
+    m_threads->setSpecialValueText("all cores");
+    auto* devRow = new QHBoxLayout;
+    devRow->addWidget(m_device);
+    devRow->addWidget(m_dtype);
+    devRow->addWidget(m_threads);
+    form->addRow("Device", devRow);
+    m_device->setToolTip("Compute device (applies when the model is (re)loaded)");
+    m_dtype->setToolTip("Compute dtype: auto = f32 on CPU, f16 on CUDA (applies on load)");
+    m_threads->setToolTip("CPU threads for LibTorch (applies on load)");
+    auto* reload = new QPushButton("Reload model");
+    reload->setToolTip("Reload the model with the device, dtype and threads above");
+    connect(reload, &QPushButton::clicked, this, [this] {
+        if (!m_modelDir.isEmpty()) loadModel(m_modelDir);
+    });
+    form->addRow("", reload);
+
+    auto* progRow = new QHBoxLayout;
+    m_progress = new QProgressBar;
+    m_progress->setObjectName("progress");
+    m_progress->setRange(0, 1000);
+    m_progress->setVisible(false);
+    m_cancel = new QPushButton("Cancel");
+    m_cancel->setObjectName("cancelButton");
+    m_cancel->setEnabled(false);
+    m_cancel->setToolTip("Stop the running load or run (Esc)");
+    connect(m_cancel, &QPushButton::clicked, this, &MainWindow::cancelWork);
+    progRow->addWidget(m_progress, 1);
+    progRow->addWidget(m_cancel);
+    form->addRow(progRow);
+    return box;
+}
+
+QWidget* MainWindow::buildControlsPanel() {
+    auto* box = new QGroupBox("Pruning");
+    auto* form = new QFormLayout(box);
+
+    auto* ratioRow = new QHBoxLayout;
+    m_ratioSlider = new QSlider(Qt::Horizontal);
+    m_ratioSlider->setObjectName("ratioSlider");
+    m_ratioSlider->setRange(0, 1000);
+    m_ratioSlider->setPageStep(50);
+    m_ratioSpin = new QDoubleSpinBox;
+    m_ratioSpin->setRange(0.0, 1.0);
+    m_ratioSpin->setDecimals(3);
+    m_ratioSpin->setSingleStep(0.01);
+    const char* ratioTip =
+        "Reduction ratio R: the fraction of the N vision tokens removed from layer K on.\n"
+        "Budget B = round(N·(1−R)); the paper's 88.9% keeps 64 of 576, 77.8% keeps 128.";
+    set_tip(m_ratioSlider, ratioTip);
+    set_tip(m_ratioSpin, ratioTip);
+    ratioRow->addWidget(m_ratioSlider, 1);
+    ratioRow->addWidget(m_ratioSpin);
+    form->addRow("Reduction R", ratioRow);
+    m_keptLabel = new QLabel;
+    m_keptLabel->setObjectName("keptLabel");
+    m_keptLabel->setToolTip("Image tokens really kept by each method / all image tokens N (nominal budget B)");
+    form->addRow("", m_keptLabel);
+    connect(m_ratioSlider, &QSlider::valueChanged, this, [this](int v) {
+        if (m_updatingControls) return;
+        m_updatingControls = true;
+        m_ratioSpin->setValue(v / 1000.0);
+        m_updatingControls = false;
+        onParametersChanged();
+    });
+    connect(m_ratioSlider, &QSlider::sliderReleased, this, [this] {
+        m_runTimer->start(0);
+    });
+    connect(m_ratioSpin, &QDoubleSpinBox::valueChanged, this, [this](double v) {
+        if (m_updatingControls) return;
+        m_updatingControls = true;
+        m_ratioSlider->setValue(int(std::lround(v * 1000)));
+        m_updatingControls = false;
+        onParametersChanged();
+    });
+
+    m_layer = new QSpinBox;
+    m_layer->setObjectName("layerK");
+    m_layer->setRange(1, 31);
+    m_layer->setValue(2);
+    set_tip(m_layer, "Pruning layer K: layers 0…K−1 see every token; the selection uses layer K−1's keys "
+                     "(DART) or attention (FastV); layers K… see only the kept vision tokens (paper: K=2).");
+    form->addRow("Layer K", m_layer);
+
+    m_pivotsImage = new QSpinBox;
+    m_pivotsImage->setRange(0, 64);
+    m_pivotsImage->setValue(4);
+    set_tip(m_pivotsImage, "DART image pivots P_img: vision tokens chosen by the pivot criterion; every other "
+                           "token is scored by its duplication (cosine similarity) with the pivots and the least "
+                           "duplicated ones are kept.");
+    m_pivotsText = new QSpinBox;
+    m_pivotsText->setRange(0, 64);
+    m_pivotsText->setValue(4);
+    set_tip(m_pivotsText, "DART text pivots P_txt: pivots taken among the text tokens after the image.");
+    auto* pivRow = new QHBoxLayout;
+    pivRow->addWidget(new QLabel("image"));
+    pivRow->addWidget(m_pivotsImage);
+    pivRow->addWidget(new QLabel("text"));
+    pivRow->addWidget(m_pivotsText);
+    form->addRow("DART pivots", pivRow);
+
+    m_criterion = new QComboBox;
+    m_criterion->addItems({"k-norm-max", "k-norm-min", "v-norm-max", "v-norm-min", "attn-max", "attn-min", "random"});
+    set_tip(m_criterion, "How DART picks its pivots at layer K−1: largest/smallest L1 norm of the keys (K-norm, "
+                         "the paper's default) or values (V-norm), most/least attended tokens, or random.");
+    form->addRow("Pivot criterion", m_criterion);
+    m_order = new QComboBox;
+    m_order->addItems({"reference", "score"});
+    set_tip(m_order, "Order in which pivots are processed: reference = the official code's order (a Python "
+                     "set), score = by criterion score.");
+    form->addRow("Pivot order", m_order);
+    m_fastvScore = new QComboBox;
+    m_fastvScore->addItems({"last", "mean"});
+    set_tip(m_fastvScore, "FastV ranks vision tokens by the attention they receive at layer K−1: 'last' = the last "
+                          "token's attention row (official code), 'mean' = averaged over all query rows (paper).");
+    form->addRow("FastV score", m_fastvScore);
+    m_maxNewTokens = new QSpinBox;
+    m_maxNewTokens->setRange(1, 1024);
+    m_maxNewTokens->setValue(64);
+    set_tip(m_maxNewTokens, "Maximum number of generated tokens (greedy decoding).");
+    form->addRow("Max new tokens", m_maxNewTokens);
+
+    m_showRandom = new QCheckBox("Show random-pruning baseline");
+    set_tip(m_showRandom, "Adds a column that keeps B vision tokens chosen uniformly at random.");
+    form->addRow(m_showRandom);
+
+    m_overlayMode = new QComboBox;
+    m_overlayMode->setObjectName("overlayMode");
+    m_overlayMode->addItem("kept tokens", "kept");
+    m_overlayMode->addItem("duplication heatmap", "dup");
+    m_overlayMode->addItem("FastV attention heatmap", "fastv");
+    m_overlayMode->addItem("key norm (L1)", "keynorm");
+    set_tip(m_overlayMode, "kept: pruned patches faded, DART pivots outlined; dup: max cosine similarity to a "
+                           "pivot (DART's duplication score); fastv: attention received at layer K−1; key norm: "
+                           "L1 norm of layer K−1's keys.");
+    connect(m_overlayMode, &QComboBox::currentIndexChanged, this, [this] { updateOverlays(); });
+    form->addRow("Overlay", m_overlayMode);
+
+    m_truthTags = new QLineEdit;
+    m_truthTags->setObjectName("truthTags");
+    m_truthTags->setPlaceholderText("objects really in the image: dog, frisbee, person");
+    m_truthTags->setToolTip("Objects present in the image. Object words in an answer that are not listed are "
+                            "flagged as hallucinations (COCO vocabulary, plurals and synonyms; CHAIR_i = "
+                            "hallucinated mentions / all object mentions).");
+    connect(m_truthTags, &QLineEdit::textChanged, this, [this] { updateAnswers(); });
+    form->addRow("Objects present", m_truthTags);
+
+    m_runButton = new QPushButton("Run (Ctrl+R)");
+    m_runButton->setObjectName("runButton");
+    connect(m_runButton, &QPushButton::clicked, this, &MainWindow::runNow);
+    form->addRow(m_runButton);
+
+    auto changed = [this] {
+        if (!m_updatingControls) onParametersChanged();
+    };
+    connect(m_layer, &QSpinBox::valueChanged, this, changed);
+    connect(m_pivotsImage, &QSpinBox::valueChanged, this, changed);
+    connect(m_pivotsText, &QSpinBox::valueChanged, this, changed);
+    connect(m_criterion, &QComboBox::currentIndexChanged, this, changed);
+    connect(m_order, &QComboBox::currentIndexChanged, this, changed);
+    connect(m_fastvScore, &QComboBox::currentIndexChanged, this, changed);
+    connect(m_maxNewTokens, &QSpinBox::valueChanged, this, [this] { updateAnswers(); });
+    connect(m_showRandom, &QCheckBox::toggled, this, &MainWindow::setRandomVisible);
+
+    m_updatingControls = true;
+    m_ratioSpin->setValue(0.778);
+    m_ratioSlider->setValue(778);
+    m_updatingControls = false;
+    updateKeptLabel();
+    return box;
+}
+
+void MainWindow::buildMenus() {
+    QMenu* file = menuBar()->addMenu("&File");
+    QAction* openImage = file->addAction("Open &image…", this, &MainWindow::openImageDialog);
+    openImage->setShortcut(QKeySequence("Ctrl+O"));
+    m_recentMenu = file->addMenu("Recent images");
+    QAction* openModel = file->addAction("Open &model…", this, &MainWindow::openModelDialog);
+    openModel->setShortcut(QKeySequence("Ctrl+M"));
+    file->addAction("Open bundled &demo", this, [this] { openDemo(true); });
+    file->addSeparator();
+    QAction* exportAct = file->addAction("&Export…", this, &MainWindow::exportInteractive);
+    exportAct->setShortcut(QKeySequence("Ctrl+E"));
+    file->addSeparator();
+    QAction* quit = file->addAction("&Quit", this, &QWidget::close);
+    quit->setShortcut(QKeySequence::Quit);
+
+    QMenu* run = menuBar()->addMenu("&Run");
+    QAction* runAct = run->addAction("&Run", this, &MainWindow::runNow);
+    runAct->setShortcut(QKeySequence("Ctrl+R"));
+    QAction* cancel = run->addAction("&Cancel", this, &MainWindow::cancelWork);
+    cancel->setShortcut(QKeySequence(Qt::Key_Escape));
+
+    QMenu* view = menuBar()->addMenu("&View");
+    view->addAction("Fit pictures", this, [this] {
+        for (MethodColumn* c : m_columns) c->view()->fitToWindow();
+    });
+
+    QToolBar* tb = addToolBar("Main");
+    tb->setObjectName("mainToolBar");
+    tb->addAction(openImage);
+    tb->addAction(openModel);
+    tb->addAction(runAct);
+    tb->addAction(cancel);
+    tb->addAction(exportAct);
+    rebuildRecentMenu();
+}
+
+// --- settings -----------------------------------------------------------------------------------
+
+void MainWindow::restoreSettings() {
+    QSettings s;
+    m_updatingControls = true;
+    m_question->setText(s.value("question", m_question->text()).toString());
+    m_template->setCurrentText(s.value("template", m_template->currentText()).toString());
+    m_device->setCurrentText(s.value("device", "auto").toString());
+    m_dtype->setCurrentText(s.value("dtype", "auto").toString());
+    m_threads->setValue(s.value("threads", 0).toInt());
+    const double ratio = s.value("ratio", m_ratioSpin->value()).toDouble();
+    m_ratioSpin->setValue(ratio);
+    m_ratioSlider->setValue(int(std::lround(ratio * 1000)));
+    m_layer->setValue(s.value("layer", m_layer->value()).toInt());
+    m_pivotsImage->setValue(s.value("pivotsImage", m_pivotsImage->value()).toInt());
+    m_pivotsText->setValue(s.value("pivotsText", m_pivotsText->value()).toInt());
+    m_criterion->setCurrentText(s.value("criterion", m_criterion->currentText()).toString());
+    m_order->setCurrentText(s.value("order", m_order->currentText()).toString());
+    m_fastvScore->setCurrentText(s.value("fastvScore", m_fastvScore->currentText()).toString());
+    m_maxNewTokens->setValue(s.value("maxNewTokens", m_maxNewTokens->value()).toInt());
+    m_showRandom->setChecked(s.value("showRandom", false).toBool());
+    m_columns.back()->setVisible(m_showRandom->isChecked());
+    const int mode = m_overlayMode->findData(s.value("overlayMode", "kept").toString());
+    if (mode >= 0) m_overlayMode->setCurrentIndex(mode);
+    m_truthTags->setText(s.value("truthTags").toString());
+    m_recentImages = s.value("recentImages").toStringList();
+    m_updatingControls = false;
+    rebuildRecentMenu();
+    if (s.contains("geometry")) restoreGeometry(s.value("geometry").toByteArray());
+    if (s.contains("windowState")) restoreState(s.value("windowState").toByteArray());
+
+    const QString model = s.value("model/dir").toString();
+    const QString image = s.value("image/path").toString();
+    if (model.isEmpty() && m_options.openDemoIfFirstStart) {
+        openDemo(true);
+        return;
+    }
+    if (!image.isEmpty() && QFileInfo(image).isFile()) openImage(image);
+    if (is_model_dir(model)) loadModel(model);
+}
+
+void MainWindow::saveSettings() {
+    if (!m_options.restoreSettings) return;  // tests and screenshots leave the user's settings alone
+    QSettings s;
+    if (!m_modelDir.isEmpty()) s.setValue("model/dir", m_modelDir);
+    if (!m_imagePath.isEmpty()) s.setValue("image/path", m_imagePath);
+    s.setValue("question", m_question->text());
+    s.setValue("template", m_template->currentText());
+    s.setValue("device", m_device->currentText());
+    s.setValue("dtype", m_dtype->currentText());
+    s.setValue("threads", m_threads->value());
+    s.setValue("ratio", m_ratioSpin->value());
+    s.setValue("layer", m_layer->value());
+    s.setValue("pivotsImage", m_pivotsImage->value());
+    s.setValue("pivotsText", m_pivotsText->value());
+    s.setValue("criterion", m_criterion->currentText());
+    s.setValue("order", m_order->currentText());
+    s.setValue("fastvScore", m_fastvScore->currentText());
+    s.setValue("maxNewTokens", m_maxNewTokens->value());
+    s.setValue("showRandom", m_showRandom->isChecked());
+    s.setValue("overlayMode", m_overlayMode->currentData().toString());
+    s.setValue("truthTags", m_truthTags->text());
+    s.setValue("recentImages", m_recentImages);
+    s.setValue("geometry", saveGeometry());
+    s.setValue("windowState", saveState());
+}
+
+void MainWindow::closeEvent(QCloseEvent* event) {
+    saveSettings();
+    m_engine->cancel();
+    QMainWindow::closeEvent(event);
+}
+
+// --- inputs -------------------------------------------------------------------------------------
+
+void MainWindow::openImageDialog() {
+    const QString path = QFileDialog::getOpenFileName(
+        this, "Open image", m_imagePath.isEmpty() ? QDir::homePath() : QFileInfo(m_imagePath).path(),
+        "Images (*.jpg *.jpeg *.png *.bmp *.webp *.tif *.tiff);;All files (*)");
+    if (!path.isEmpty()) openImage(path);
+}
+
+void MainWindow::openModelDialog() {
+    const QString dir = QFileDialog::getExistingDirectory(this, "Open llava-hf model directory",
+                                                          m_modelDir.isEmpty() ? QDir::homePath() : m_modelDir);
+    if (!dir.isEmpty()) loadModel(dir);
+}
+
+void MainWindow::openImage(const QString& path) {
+    dl::RgbImage img;
+    try {
+        img = dl::load_image_for_display(path.toStdString());
+    } catch (const std::exception& e) {
+        showError(QString::fromUtf8(e.what()));
+        return;
+    }
+    m_original = std::move(img);
+    m_imagePath = QFileInfo(path).absoluteFilePath();
+    m_imageLabel->setText(QFileInfo(path).fileName() + QString(" <small>(%1×%2)</small>")
+                                                           .arg(m_original.width)
+                                                           .arg(m_original.height));
+    m_imageLabel->setToolTip(m_imagePath);
+    m_results.clear();
+    m_runs.clear();
+    m_runKeys.clear();
+    m_prepared = false;
+    m_geometry = {};
+    addRecentImage(m_imagePath);
+    updateOverlays();
+    updateAnswers();
+    updateFigures();
+    updateChart();
+    saveSettings();
+    requestPreview();
+}
+
+void MainWindow::loadModel(const QString& dir) {
+    if (!is_model_dir(dir)) {
+        showError("not a model directory (no config.json): " + dir);
+        return;
+    }
+    m_modelDir = QDir(dir).absolutePath();
+    m_modelLoaded = false;
+    m_prepared = false;
+    m_results.clear();
+    m_runs.clear();
+    m_runKeys.clear();
+    m_modelLabel->setText("<i>loading " + QDir(dir).dirName() + "…</i>");
+    m_randomWeightsLabel->setVisible(false);
+    dl::LoadOptions o;
+    o.device = m_device->currentText().toStdString();
+    o.dtype = m_dtype->currentText().toStdString();
+    o.threads = m_threads->value();
+    m_engine->loadModel(m_modelDir, o);
+}
+
+void MainWindow::openDemo(bool run) {
+    m_runAfterLoad = run;
+    const QString image = sample_image_path();
+    if (!image.isEmpty()) openImage(image);
+    else statusBar()->showMessage("sample image not found (set DARTLENS_RESOURCES)", 10000);
+    QString model = bundled_demo_model_dir();
+    if (model.isEmpty() && is_model_dir(generated_demo_model_dir())) model = generated_demo_model_dir();
+    if (!model.isEmpty()) {
+        loadModel(model);
+        return;
+    }
+    // generate the tiny random-weight demo model in the background, then load it
+    const QString dir = generated_demo_model_dir();
+    m_modelLabel->setText("<i>generating the demo model…</i>");
+    m_progress->setVisible(true);
+    m_progress->setRange(0, 0);
+    m_stage->setText("generating demo model");
+    auto* watcher = new QFutureWatcher<QString>(this);
+    connect(watcher, &QFutureWatcher<QString>::finished, this, [this, watcher, dir] {
+        const QString error = watcher->result();
+        watcher->deleteLater();
+        m_progress->setRange(0, 1000);
+        m_progress->setVisible(false);
+        if (!error.isEmpty()) {
+            m_modelLabel->setText("<i>no model</i>");
+            showError("could not generate the demo model: " + error);
+            return;
+        }
+        loadModel(dir);
+    });
+    watcher->setFuture(QtConcurrent::run([dir] { return generate_demo_model(dir); }));
+}
+
+void MainWindow::setQuestion(const QString& question) {
+    m_question->setText(question);
+    updateAnswers();
+    requestPreview();
+}
+
+void MainWindow::setRatio(double ratio) { m_ratioSpin->setValue(ratio); }
+void MainWindow::setTruthTags(const QString& tags) { m_truthTags->setText(tags); }
+
+void MainWindow::setOverlayMode(const QString& mode) {
+    const int i = m_overlayMode->findData(mode);
+    if (i >= 0) m_overlayMode->setCurrentIndex(i);
+}
+
+void MainWindow::setRandomVisible(bool on) {
+    if (m_showRandom->isChecked() != on) {
+        m_showRandom->setChecked(on);  // re-enters through toggled
+        return;
+    }
+    m_columns.back()->setVisible(on);
+    updateFigures();
+    updateChart();
+    requestPreview();
+}
+
+void MainWindow::addRecentImage(const QString& path) {
+    m_recentImages.removeAll(path);
+    m_recentImages.prepend(path);
+    while (m_recentImages.size() > 8) m_recentImages.removeLast();
+    rebuildRecentMenu();
+}
+
+void MainWindow::rebuildRecentMenu() {
+    if (!m_recentMenu) return;
+    m_recentMenu->clear();
+    for (const QString& p : m_recentImages)
+        m_recentMenu->addAction(QFileInfo(p).fileName(), this, [this, p] { openImage(p); })->setToolTip(p);
+    m_recentMenu->setEnabled(!m_recentImages.isEmpty());
+}
+
+void MainWindow::dragEnterEvent(QDragEnterEvent* event) {
+    if (event->mimeData()->hasUrls()) event->acceptProposedAction();
+}
+
+void MainWindow::dropEvent(QDropEvent* event) {
+    for (const QUrl& url : event->mimeData()->urls()) {
+        const QString path = url.toLocalFile();
+        if (path.isEmpty()) continue;
+        if (QFileInfo(path).isDir()) loadModel(path);
+        else openImage(path);
+        event->acceptProposedAction();
+        return;
+    }
+}
+
+// --- requests -----------------------------------------------------------------------------------
+
+QStringList MainWindow::visibleMethods() const {
+    QStringList m = {"none", "dart", "fastv"};
+    if (m_showRandom && m_showRandom->isChecked()) m << "random";
+    return m;
+}
+
+int MainWindow::columnIndex(const QString& method) const {
+    for (int i = 0; i < m_columns.size(); ++i)
+        if (m_columns[i]->method() == method) return i;
+    return -1;
+}
+
+MethodColumn* MainWindow::column(const QString& method) const {
+    const int i = columnIndex(method);
+    return i >= 0 ? m_columns[i] : nullptr;
+}
+
+dl::PruneConfig MainWindow::configFor(const QString& method) const {
+    dl::PruneConfig c;
+    c.method = method.toStdString();
+    if (method == "none") return c;
+    c.layer = m_layer->value();
+    c.ratio = m_ratioSpin->value();
+    if (method == "dart") {
+        c.pivots_image = m_pivotsImage->value();
+        c.pivots_text = m_pivotsText->value();
+        c.pivot_criterion = m_criterion->currentText().toStdString();
+        c.pivot_order = m_order->currentText().toStdString();
+    }
+    if (method == "fastv") c.fastv_score = m_fastvScore->currentText().toStdString();
+    return c;
+}
+
+dl::RunRequest MainWindow::currentRequest() const {
+    dl::RunRequest r;
+    r.image_path = m_imagePath.toStdString();
+    r.question = m_question->text().toStdString();
+    r.template_name = m_template->currentText().toStdString();
+    r.max_new_tokens = m_maxNewTokens->value();
+    return r;
+}
+
+QString MainWindow::inputsKey() const {
+    return QStringList{m_modelDir, m_imagePath, m_question->text(), m_template->currentText(),
+                       QString::number(m_maxNewTokens->value())}
+        .join(QChar(0x1f));
+}
+
+QString MainWindow::runKey(const QString& method) const {
+    const dl::PruneConfig c = configFor(method);
+    return inputsKey() + QChar(0x1f) +
+           QString::fromStdString(c.label() + "|" + std::to_string(c.pivots_image) + "|" +
+                                  std::to_string(c.pivots_text) + "|" + c.pivot_criterion + "|" +
+                                  c.pivot_order + "|" + c.fastv_score + "|" + std::to_string(c.ratio));
+}
+
+const dl::PruningResult* MainWindow::resultFor(const QString& method) const {
+    auto it = m_results.find(method);
+    return it == m_results.end() ? nullptr : &it.value();
+}
+
+const dl::MethodRun* MainWindow::runFor(const QString& method) const {
+    auto it = m_runs.find(method);
+    return it == m_runs.end() ? nullptr : &it.value();
+}
+
+bool MainWindow::hasResults() const {
+    for (const QString& m : visibleMethods())
+        if (!m_runs.contains(m) || m_runKeys.value(m) != runKey(m)) return false;
+    return true;
+}
+
+void MainWindow::requestPreview() {
+    if (!m_modelLoaded || m_imagePath.isEmpty()) return;
+    QVector<dl::PruneConfig> configs;
+    for (const QString& m : visibleMethods()) configs.push_back(configFor(m));
+    m_previewGen = m_engine->preview(currentRequest(), configs);
+}
+
+void MainWindow::onParametersChanged() {
+    updateKeptLabel();
+    updateSubtitles();
+    updateAnswers();  // marks stale answers
+    requestPreview();
+    if (!m_ratioSlider->isSliderDown()) m_runTimer->start();
+    saveSettings();
+}
+
+void MainWindow::runNow() {
+    m_runTimer->stop();
+    if (!m_modelLoaded) {
+        if (m_modelDir.isEmpty()) showError("Open a model first (Ctrl+M).");
+        else m_runAfterLoad = true;  // still loading: run when it is ready
+        return;
+    }
+    if (m_imagePath.isEmpty()) {
+        showError("Open an image first (Ctrl+O).");
+        return;
+    }
+    m_runSlots.clear();
+    QVector<dl::PruneConfig> configs;
+    for (const QString& m : visibleMethods())
+        if (!m_runs.contains(m) || m_runKeys.value(m) != runKey(m)) {
+            m_runSlots << m;
+            configs.push_back(configFor(m));
+        }
+    if (configs.isEmpty()) {  // every answer is current
+        emit runCompleted();
+        return;
+    }
+    m_runGen = m_engine->run(currentRequest(), configs, m_maxNewTokens->value());
+}
+
+void MainWindow::cancelWork() {
+    m_runTimer->stop();
+    m_runAfterLoad = false;
+    m_engine->cancel();
+}
+
+// --- views --------------------------------------------------------------------------------------
+
+dl::OverlayOptions MainWindow::overlayOptions() const {
+    dl::OverlayOptions o;
+    o.mode = m_overlayMode->currentData().toString().toStdString();
+    o.legend = true;
+    o.show_pivots = true;
+    return o;
+}
+
+void MainWindow::updateModelLabels() {
+    const dl::ModelInfo& i = m_modelInfo;
+    m_modelLabel->setText(QString("<b>%1</b><br/><small>%2 · %3 params · weights %4 → %5 · %6 · %7 threads<br/>"
+                                  "%8 layers · %9 image tokens (%10×%10 px, %11)</small>")
+                              .arg(QString::fromStdString(i.name).toHtmlEscaped(), format_bytes(i.weight_bytes),
+                                   QString::number(double(i.num_parameters) / 1e6, 'f', 1) + "M",
+                                   QString::fromStdString(i.weight_dtype), QString::fromStdString(i.compute_dtype),
+                                   QString::fromStdString(i.device), QString::number(i.threads),
+                                   QString::number(i.num_layers), QString::number(i.num_image_tokens))
+                              .arg(i.image_size)
+                              .arg(QString::fromStdString(i.preprocess)));
+    m_modelLabel->setToolTip(QString::fromStdString(i.dir + " (" + i.layout + ")"));
+    m_randomWeightsLabel->setVisible(i.random_weights);
+    m_updatingControls = true;
+    m_layer->setRange(1, std::max(1, i.num_layers - 1));
+    m_updatingControls = false;
+    updateKeptLabel();
+    updateSubtitles();
+}
+
+void MainWindow::updateSubtitles() {
+    for (MethodColumn* c : m_columns) c->setSubtitle(QString::fromStdString(configFor(c->method()).label()));
+}
+
+QString MainWindow::keptText() const { return m_keptLabel->text(); }
+
+void MainWindow::updateKeptLabel() {
+    QStringList parts;
+    for (const QString& m : visibleMethods()) {
+        if (m == "none") continue;
+        const dl::PruningResult* r = resultFor(m);
+        MethodColumn* c = column(m);
+        if (r && r->method == m.toStdString()) {
+            parts << c->title() + " " + kept_text(*r);
+            c->setKeptText(kept_text(*r));
+        } else {
+            c->setKeptText("");
+        }
+    }
+    if (const dl::PruningResult* r = resultFor("none")) column("none")->setKeptText(kept_text(*r));
+    if (parts.isEmpty() && m_modelLoaded) {
+        const int n = m_modelInfo.num_image_tokens;
+        parts << QString("budget %1 / %2").arg(configFor("dart").budget_for(n)).arg(n);
+    }
+    m_keptLabel->setText(parts.join("\n"));
+}
+
+void MainWindow::updateOverlays() {
+    if (m_original.width <= 0) {
+        for (MethodColumn* c : m_columns) c->view()->setImage(QImage(), 0);
+        return;
+    }
+    // display copy, scaled down for big photos; its geometry maps display pixels to patches
+    dl::RgbImage display = m_original;
+    dl::ImageGeometry g = m_geometry;
+    const int longest = std::max(m_original.width, m_original.height);
+    if (longest > k_display_max) {
+        const double s = double(k_display_max) / longest;
+        QImage q = to_qimage(m_original).scaled(int(std::lround(m_original.width * s)),
+                                                int(std::lround(m_original.height * s)), Qt::IgnoreAspectRatio,
+                                                Qt::SmoothTransformation);
+        display = from_qimage(q);
+        const double sx = double(display.width) / m_original.width, sy = double(display.height) / m_original.height;
+        g.original_width = display.width;
+        g.original_height = display.height;
+        g.scale_x /= sx;
+        g.scale_y /= sy;
+    }
+    const dl::OverlayOptions opts = overlayOptions();
+    for (MethodColumn* c : m_columns) {
+        if (c->isHidden()) continue;  // the random column when switched off
+        const dl::PruningResult* r = resultFor(c->method());
+        QImage img;
+        if (r && m_prepared) {
+            try {
+                img = to_qimage(dl::render_overlay(display, g, *r, opts));
+            } catch (const std::exception& e) {
+                statusBar()->showMessage(QString("overlay: ") + e.what(), 5000);
+            }
+        }
+        if (img.isNull()) img = to_qimage(display);
+        c->view()->setImageGeometry(m_prepared ? g : dl::ImageGeometry{});
+        c->view()->setImage(img, display.height);
+    }
+}
+
+void MainWindow::updateAnswers() {
+    const std::set<std::string> truth = parse_object_tags(m_truthTags->text().toStdString());
+    const dl::MethodRun* ref = runFor("none");
+    const std::string refText = ref ? ref->text : std::string();
+    for (MethodColumn* c : m_columns) {
+        const dl::MethodRun* run = runFor(c->method());
+        if (!run) {
+            c->setAnswerHtml("<i style=\"color:#888888;\">no answer yet — press Run (Ctrl+R)</i>", false);
+            continue;
+        }
+        const bool isRef = c->method() == "none" || !ref;
+        AnswerAnalysis a = analyse_answer(run->text, refText, truth, isRef);
+        const bool stale = m_runKeys.value(c->method()) != runKey(c->method());
+        c->setAnswerHtml(QString::fromStdString(answer_html(a)), stale);
+        const QStringList methods = visibleMethods();
+        int row = 0;
+        for (const QString& m : methods) {
+            if (!m_runs.contains(m)) continue;
+            if (m == c->method()) m_figureModel->setChair(row, a.chair());
+            ++row;
+        }
+    }
+}
+
+void MainWindow::updateFigures() {
+    QStringList names;
+    QVector<dl::MethodRun> runs;
+    for (const QString& m : visibleMethods())
+        if (m_runs.contains(m)) {
+            names << column(m)->title();
+            runs << m_runs[m];
+        }
+    const QVector<Figures> figures = compute_figures(names, runs);
+    m_figureModel->setFigures(figures);
+    for (MethodColumn* c : m_columns) {
+        const int i = names.indexOf(c->title());
+        c->setFigures(i >= 0 ? &figures[i] : nullptr);
+    }
+}
+
+QChart* MainWindow::chart() const { return m_chartView->chart(); }
+
+void MainWindow::updateChart() {
+    QChart* chart = m_chartView->chart();
+    chart->removeAllSeries();
+    for (QAbstractAxis* a : chart->axes()) {
+        chart->removeAxis(a);
+        delete a;
+    }
+    const QVector<Figures>& f = m_figureModel->figures();
+    if (f.isEmpty()) return;
+    auto* series = new QStackedBarSeries;
+    const char* stages[] = {"vision", "prefill", "selection", "decode"};
+    QVector<QBarSet*> sets;
+    for (const char* s : stages) sets << new QBarSet(s);
+    QStringList categories;
+    double maxTotal = 0;
+    for (const Figures& x : f) {
+        categories << x.name;
+        *sets[0] << x.vision_ms;
+        *sets[1] << x.prefill_ms;
+        *sets[2] << x.selection_ms;
+        *sets[3] << x.decode_ms;
+        maxTotal = std::max({maxTotal, x.total_ms, x.vision_ms + x.prefill_ms + x.selection_ms + x.decode_ms});
+    }
+    for (QBarSet* s : sets) series->append(s);
+    chart->addSeries(series);
+    auto* axisX = new QBarCategoryAxis;
+    axisX->append(categories);
+    auto* axisY = new QValueAxis;
+    axisY->setTitleText("ms");
+    axisY->setRange(0, maxTotal > 0 ? maxTotal * 1.1 : 1);
+    chart->addAxis(axisX, Qt::AlignBottom);
+    chart->addAxis(axisY, Qt::AlignLeft);
+    series->attachAxis(axisX);
+    series->attachAxis(axisY);
+}
+
+void MainWindow::onPatchHovered(int index, QPoint globalPos) {
+    auto* view = qobject_cast<OverlayView*>(sender());
+    for (MethodColumn* c : m_columns) c->view()->highlightPatch(index);
+    if (!view) return;
+    if (index < 0) {
+        view->showPatchTooltip("", globalPos);
+        statusBar()->clearMessage();
+        return;
+    }
+    std::vector<MethodSelection> sel;
+    for (const QString& m : visibleMethods())
+        if (const dl::PruningResult* r = resultFor(m)) sel.push_back({column(m)->title().toStdString(), r});
+    const QString text = QString::fromStdString(patch_tooltip(m_geometry, index, sel));
+    view->showPatchTooltip(text, globalPos);
+    statusBar()->showMessage(text.section('\n', 0, 0) + " — " + text.section('\n', -1));
+}
+
+void MainWindow::showError(const QString& message) {
+    statusBar()->showMessage(message, 10000);
+    auto* box = new QMessageBox(QMessageBox::Warning, "DartLens", message, QMessageBox::Ok, this);
+    box->setObjectName("errorBox");
+    box->setAttribute(Qt::WA_DeleteOnClose);
+    box->open();  // not exec(): the window keeps running
+    emit errorShown(message);
+}
+
+// --- export -------------------------------------------------------------------------------------
+
+QStringList MainWindow::exportTo(const QString& dir, bool overwrite) {
+    std::vector<dl::MethodRun> runs;
+    for (const QString& m : visibleMethods())
+        if (m_runs.contains(m)) runs.push_back(m_runs[m]);
+    if (runs.empty()) throw dl::Error("nothing to export: run the comparison first (Ctrl+R)");
+    dl::ExportRequest req;
+    req.dir = dir.toStdString();
+    req.overwrite = overwrite;
+    req.original = m_original;
+    req.geometry = m_geometry;
+    req.runs = runs;
+    req.question = m_question->text().toStdString();
+    req.report_json = dl::report_json(m_modelInfo, m_prompt, m_geometry, runs, req.question);
+    req.overlay = overlayOptions();
+    QStringList out;
+    for (const std::string& p : dl::export_all(req)) out << QString::fromStdString(p);
+    return out;
+}
+
+void MainWindow::exportInteractive() {
+    if (m_runs.isEmpty()) {
+        showError("Nothing to export yet: run the comparison first (Ctrl+R).");
+        return;
+    }
+    const QString dir = QFileDialog::getExistingDirectory(this, "Export into directory", QDir::homePath());
+    if (dir.isEmpty()) return;
+    // never overwrite silently: list what would be replaced and ask
+    dl::ExportRequest probe;
+    for (const QString& m : visibleMethods())
+        if (m_runs.contains(m)) probe.runs.push_back(m_runs[m]);
+    probe.dir = dir.toStdString();
+    QStringList existing;
+    for (const std::string& name : dl::export_file_names(probe)) {
+        const QString file = QFileInfo(QString::fromStdString(name)).fileName();
+        if (QFileInfo::exists(QDir(dir).filePath(file))) existing << file;
+    }
+    bool overwrite = false;
+    if (!existing.isEmpty()) {
+        const auto answer = QMessageBox::question(
+            this, "Overwrite files?",
+            QString("%1 already contains:\n%2\n\nReplace these files?").arg(dir, existing.join("\n")),
+            QMessageBox::Yes | QMessageBox::No, QMessageBox::No);
+        if (answer != QMessageBox::Yes) return;
+        overwrite = true;
+    }
+    try {
+        QApplication::setOverrideCursor(Qt::WaitCursor);
+        const QStringList files = exportTo(dir, overwrite);
+        QApplication::restoreOverrideCursor();
+        statusBar()->showMessage(QString("exported %1 files to %2").arg(files.size()).arg(dir), 8000);
+    } catch (const std::exception& e) {
+        QApplication::restoreOverrideCursor();
+        showError(QString::fromUtf8(e.what()));
+    }
+}
+
+}  // namespace dlui

@@ -1,0 +1,186 @@
+// The DartLens explorer window: inputs and pruning controls on the left, one column per method
+// (unpruned, DART, FastV, optional random) in the middle, latency chart and figure table below.
+//
+// The window holds no engine state of its own beyond the last results: every request goes to the
+// EngineController (worker thread) and the widgets update when its signals arrive. Moving the
+// reduction-ratio slider previews every method's selection at once (Session::preview, from the
+// prefix cache); releasing it regenerates the answers (Session::run) of the methods whose
+// configuration changed. The public slots are what menus, shortcuts, tests and --screenshot use.
+#pragma once
+
+#include <QMainWindow>
+#include <QSettings>
+#include <QStringList>
+#include <QVector>
+
+#include "core/api.h"
+#include "core/overlay.h"
+#include "ui/figuremodel.h"
+
+class QCheckBox;
+class QChart;
+class QChartView;
+class QComboBox;
+class QDoubleSpinBox;
+class QLabel;
+class QLineEdit;
+class QMenu;
+class QProgressBar;
+class QPushButton;
+class QSlider;
+class QSpinBox;
+class QSplitter;
+class QTableView;
+class QTimer;
+
+namespace dlui {
+
+class EngineController;
+class MethodColumn;
+
+struct MainWindowOptions {
+    bool restoreSettings = true;     // read QSettings (last model, image, parameters, geometry)
+    bool openDemoIfFirstStart = true;  // no saved model: open the bundled demo (and run it)
+};
+
+class MainWindow : public QMainWindow {
+    Q_OBJECT
+public:
+    explicit MainWindow(const MainWindowOptions& options = {}, QWidget* parent = nullptr);
+    ~MainWindow() override;
+
+    EngineController* engine() const { return m_engine; }
+    QVector<MethodColumn*> columns() const { return m_columns; }
+    MethodColumn* column(const QString& method) const;
+    FigureModel* figureModel() const { return m_figureModel; }
+    QSlider* ratioSlider() const { return m_ratioSlider; }
+    QChart* chart() const;
+
+    // Current pruning configuration of a column's method ("none", "dart", "fastv", "random").
+    dl::PruneConfig configFor(const QString& method) const;
+    dl::RunRequest currentRequest() const;
+    const dl::ImageGeometry& imageGeometry() const { return m_geometry; }
+    const dl::PruningResult* resultFor(const QString& method) const;
+    const dl::MethodRun* runFor(const QString& method) const;
+    QString keptText() const;
+    bool hasResults() const;  // every visible column has a current run
+
+    // Export the current comparison into dir; returns the files written, or throws dl::Error.
+    // overwrite=false never replaces a file.
+    QStringList exportTo(const QString& dir, bool overwrite);
+
+public slots:
+    void openImage(const QString& path);
+    void loadModel(const QString& dir);
+    void setQuestion(const QString& question);
+    void setRatio(double ratio);       // reduction ratio R in [0,1]
+    void setTruthTags(const QString& tags);
+    void setOverlayMode(const QString& mode);  // kept | dup | fastv | keynorm
+    void setRandomVisible(bool on);
+    void runNow();                     // Ctrl+R: regenerate answers of stale columns
+    void requestPreview();
+    void cancelWork();
+    void exportInteractive();          // Ctrl+E
+    void openImageDialog();            // Ctrl+O
+    void openModelDialog();            // Ctrl+M
+    void openDemo(bool run);           // bundled demo model + sample image
+
+signals:
+    void modelReady();
+    void previewUpdated();
+    void runCompleted();
+    void errorShown(QString message);
+
+protected:
+    void closeEvent(QCloseEvent* event) override;
+    void dragEnterEvent(QDragEnterEvent* event) override;
+    void dropEvent(QDropEvent* event) override;
+
+private:
+    void buildUi();
+    void buildMenus();
+    QWidget* buildInputsPanel();
+    QWidget* buildControlsPanel();
+    void restoreSettings();
+    void saveSettings();
+    void rebuildColumns();
+    void updateModelLabels();
+    void updateOverlays();
+    void updateAnswers();
+    void updateFigures();
+    void updateChart();
+    void updateKeptLabel();
+    void updateSubtitles();
+    void addRecentImage(const QString& path);
+    void rebuildRecentMenu();
+    void onParametersChanged();          // preview now, run after a pause
+    void onPatchHovered(int index, QPoint globalPos);
+    void showError(const QString& message);
+    QString inputsKey() const;
+    QString runKey(const QString& method) const;
+    QStringList visibleMethods() const;
+    dl::OverlayOptions overlayOptions() const;
+    int columnIndex(const QString& method) const;
+    void loadModelWithOptions(const QString& dir);
+
+    EngineController* m_engine = nullptr;
+    MainWindowOptions m_options;
+
+    // inputs
+    QLabel* m_imageLabel = nullptr;
+    QLabel* m_modelLabel = nullptr;
+    QLabel* m_randomWeightsLabel = nullptr;
+    QLineEdit* m_question = nullptr;
+    QComboBox* m_template = nullptr;
+    QComboBox* m_device = nullptr;
+    QComboBox* m_dtype = nullptr;
+    QSpinBox* m_threads = nullptr;
+    QProgressBar* m_progress = nullptr;
+    QLabel* m_stage = nullptr;
+    QPushButton* m_cancel = nullptr;
+    QPushButton* m_runButton = nullptr;
+    QMenu* m_recentMenu = nullptr;
+
+    // controls
+    QSlider* m_ratioSlider = nullptr;
+    QDoubleSpinBox* m_ratioSpin = nullptr;
+    QLabel* m_keptLabel = nullptr;
+    QSpinBox* m_pivotsImage = nullptr;
+    QSpinBox* m_pivotsText = nullptr;
+    QSpinBox* m_layer = nullptr;
+    QComboBox* m_criterion = nullptr;
+    QComboBox* m_order = nullptr;
+    QComboBox* m_fastvScore = nullptr;
+    QSpinBox* m_maxNewTokens = nullptr;
+    QCheckBox* m_showRandom = nullptr;
+    QComboBox* m_overlayMode = nullptr;
+    QLineEdit* m_truthTags = nullptr;
+    QTimer* m_runTimer = nullptr;
+
+    // results
+    QSplitter* m_columnSplitter = nullptr;
+    QVector<MethodColumn*> m_columns;
+    QChartView* m_chartView = nullptr;
+    QTableView* m_table = nullptr;
+    FigureModel* m_figureModel = nullptr;
+
+    // state
+    QString m_modelDir, m_imagePath;
+    QStringList m_recentImages;
+    bool m_modelLoaded = false;
+    bool m_runAfterLoad = false;
+    dl::ModelInfo m_modelInfo;
+    dl::PromptInfo m_prompt;
+    dl::ImageGeometry m_geometry;
+    bool m_prepared = false;
+    dl::RgbImage m_original;
+    // per method ("none", "dart", ...): latest selection (preview or run) and latest run
+    QMap<QString, dl::PruningResult> m_results;
+    QMap<QString, dl::MethodRun> m_runs;
+    QMap<QString, QString> m_runKeys;   // runKey() the stored run was made with
+    quint64 m_previewGen = 0, m_runGen = 0;
+    QStringList m_runSlots;             // methods of the pending run, by slot
+    bool m_updatingControls = false;
+};
+
+}  // namespace dlui
