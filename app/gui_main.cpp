@@ -68,13 +68,16 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "dartlens: screenshot timed out\n");
             QApplication::exit(2);
         });
-        if (!parser.isSet(model) && !parser.isSet(image)) {
-            window.openDemo(wantRun);
-        } else {
-            if (parser.isSet(image)) window.openImage(parser.value(image));
-            if (parser.isSet(model)) window.loadModel(parser.value(model));
-            if (wantRun) window.runNow();  // queued until the model is ready
-        }
+        // start once the event loop runs, so that an early error can end it
+        QTimer::singleShot(0, &window, [&window, &parser, &model, &image, wantRun] {
+            if (!parser.isSet(model) && !parser.isSet(image)) {
+                window.openDemo(wantRun);
+            } else {
+                if (parser.isSet(image)) window.openImage(parser.value(image));
+                if (parser.isSet(model)) window.loadModel(parser.value(model));
+                if (wantRun) window.runNow();  // queued until the model is ready
+            }
+        });
     } else if (explicitInputs) {
         if (parser.isSet(image)) window.openImage(parser.value(image));
         if (parser.isSet(model)) window.loadModel(parser.value(model));

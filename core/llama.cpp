@@ -200,8 +200,10 @@ at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tens
 
 // --- layers -------------------------------------------------------------------------------------
 
+// Biases may be stored in float32 (weights.h keeps norms/biases in f32): match the matrix.
 static at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
-    return b.defined() ? at::linear(x, w, b) : at::linear(x, w);
+    if (!b.defined()) return at::linear(x, w);
+    return at::linear(x, w, b.scalar_type() == w.scalar_type() ? b : b.to(w.scalar_type()));
 }
 
 static void check_layer_index(const LlavaWeights& weights, int layer) {

@@ -204,12 +204,16 @@ RgbImage render_overlay(const RgbImage& original, const ImageGeometry& geometry,
             if (index < 0 || index >= n) continue;
             const cv::Rect r = patch_rect(geometry, index, W, H);
             if (r.area() == 0) continue;
-            const int t = std::max(2, std::min(r.width, r.height) / 8);
-            cv::rectangle(pic, cv::Rect(r.x + t / 2, r.y + t / 2, std::max(1, r.width - t), std::max(1, r.height - t)),
-                          kPivotColour, t);
+            // Outline and label drawn on the patch's own view, so nothing spills onto neighbours.
+            cv::Mat roi = pic(r);
+            const int t = std::min(std::max(2, std::min(r.width, r.height) / 8), std::min(r.width, r.height));
+            roi(cv::Rect(0, 0, r.width, t)).setTo(kPivotColour);
+            roi(cv::Rect(0, r.height - t, r.width, t)).setTo(kPivotColour);
+            roi(cv::Rect(0, 0, t, r.height)).setTo(kPivotColour);
+            roi(cv::Rect(r.width - t, 0, t, r.height)).setTo(kPivotColour);
             const double scale = std::clamp(r.height / 32.0, 0.3, 2.0);
-            put_text(pic, std::to_string(order), cv::Point(r.x + t + 1, r.y + r.height / 2 + int(6 * scale)),
-                     scale, kPivotColour, 1, true);
+            put_text(roi, std::to_string(order), cv::Point(t + 1, r.height / 2 + int(6 * scale)), scale,
+                     kPivotColour, 1, true);
         }
     }
 

@@ -23,8 +23,10 @@ static at::Tensor layer_norm_f32(const at::Tensor& x, const at::Tensor& w, const
     return y.to(x.scalar_type());
 }
 
+// Biases may be stored in float32 (weights.h keeps norms/biases in f32): match the matrix.
 static at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
-    return b.defined() ? at::linear(x, w, b) : at::linear(x, w);
+    if (!b.defined()) return at::linear(x, w);
+    return at::linear(x, w, b.scalar_type() == w.scalar_type() ? b : b.to(w.scalar_type()));
 }
 
 static at::Tensor activation(const std::string& name, const at::Tensor& x) {

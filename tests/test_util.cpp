@@ -19,12 +19,19 @@ static std::string env_or(const char* name, const std::string& fallback) {
     return v && *v ? std::string(v) : fallback;
 }
 
-std::string reference_dir() { return env_or("DARTLENS_REFERENCE_DIR", "tests/data/hf-llava-tiny"); }
-std::string data_dir() { return env_or("DARTLENS_TEST_DATA", "tests/data"); }
-std::string bin_dir() { return env_or("DARTLENS_BIN_DIR", "build/bin"); }
+#ifndef DARTLENS_TEST_SOURCE_DIR
+#define DARTLENS_TEST_SOURCE_DIR "."
+#define DARTLENS_TEST_BINARY_DIR "build"
+#endif
+
+std::string source_dir() { return DARTLENS_TEST_SOURCE_DIR; }
+std::string reference_dir() { return env_or("DARTLENS_REFERENCE_DIR", source_dir() + "/tests/data/hf-llava-tiny"); }
+std::string data_dir() { return env_or("DARTLENS_TEST_DATA", source_dir() + "/tests/data"); }
+std::string bin_dir() { return env_or("DARTLENS_BIN_DIR", std::string(DARTLENS_TEST_BINARY_DIR) + "/bin"); }
+std::string sample_image() { return source_dir() + "/resources/sample.jpg"; }
 
 std::string scratch_dir(const std::string& name) {
-    fs::path root = env_or("DARTLENS_TEST_TMP", (fs::temp_directory_path() / "dartlens-test").string());
+    fs::path root = env_or("DARTLENS_TEST_TMP", std::string(DARTLENS_TEST_BINARY_DIR) + "/test-tmp");
     fs::path dir = root / (name + "-" + std::to_string(::getpid()));
     fs::remove_all(dir);
     fs::create_directories(dir);

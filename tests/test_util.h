@@ -3,6 +3,8 @@
 #include <string>
 
 namespace dltest {
+std::string source_dir();     // the repository root
+std::string sample_image();   // resources/sample.jpg, the bundled demo image
 std::string reference_dir();  // tests/data/hf-llava-tiny (env DARTLENS_REFERENCE_DIR)
 std::string data_dir();       // tests/data (env DARTLENS_TEST_DATA)
 std::string bin_dir();        // build/bin, where dartlens-cli lives (env DARTLENS_BIN_DIR)

@@ -4,6 +4,8 @@
 #include <QCoreApplication>
 #include <QDir>
 #include <QFileInfo>
+#include <QImage>
+#include <QPainter>
 #include <QProcess>
 #include <QStandardPaths>
 #include <exception>
@@ -40,6 +42,29 @@ QString sample_image_path() {
     for (const QString& c : candidates)
         if (QFileInfo(c).isFile()) return QFileInfo(c).absoluteFilePath();
     return "";
+}
+
+QString synthetic_demo_image() {
+    const QString dir = QStandardPaths::writableLocation(QStandardPaths::AppLocalDataLocation);
+    const QString path = QDir(dir).filePath("demo-picture.png");
+    if (QFileInfo(path).isFile()) return path;
+    QDir().mkpath(dir);
+    // sky, grass, sun, a red kite and a dog-ish shape: objects to ask about
+    QImage img(640, 480, QImage::Format_RGB888);
+    QPainter p(&img);
+    p.setRenderHint(QPainter::Antialiasing);
+    p.fillRect(0, 0, 640, 300, QColor(120, 180, 235));
+    p.fillRect(0, 300, 640, 180, QColor(70, 160, 60));
+    p.setPen(Qt::NoPen);
+    p.setBrush(QColor(250, 220, 40));
+    p.drawEllipse(QPoint(520, 90), 50, 50);
+    p.setBrush(QColor(210, 40, 40));
+    p.drawPolygon(QPolygon({QPoint(150, 60), QPoint(200, 120), QPoint(150, 180), QPoint(100, 120)}));
+    p.setBrush(QColor(120, 80, 40));
+    p.drawEllipse(QRect(260, 320, 150, 70));
+    p.drawEllipse(QRect(390, 300, 60, 50));
+    p.end();
+    return img.save(path) ? path : QString();
 }
 
 QString generate_demo_model(const QString& dir) {

@@ -14,6 +14,9 @@ bool is_model_dir(const QString& dir);          // has a config.json
 QString bundled_demo_model_dir();               // "" when neither env nor exe-relative exists
 QString generated_demo_model_dir();             // AppLocalDataLocation/demo-model (may not exist)
 QString sample_image_path();                    // "" when not found
+// A drawn stand-in picture (AppLocalDataLocation/demo-picture.png) for when sample.jpg is not
+// installed; "" when it cannot be written.
+QString synthetic_demo_image();
 // Generates the tiny demo model into `dir` (blocking; call off the GUI thread). Returns "" on
 // success, else the error message.
 QString generate_demo_model(const QString& dir);

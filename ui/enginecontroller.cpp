@@ -1,7 +1,7 @@
 // Worker-thread engine session with request superseding (see enginecontroller.h).
 #include "ui/enginecontroller.h"
 
-#include "core/common.h"
+#include <stdexcept>
 
 #include <QCoreApplication>
 #include <QMutexLocker>
@@ -103,8 +103,13 @@ quint64 EngineController::loadModel(const QString& dir, const dl::LoadOptions& o
 
 quint64 EngineController::preview(const dl::RunRequest& request, const QVector<dl::PruneConfig>& configs) {
     return enqueue(Kind::preview, [this, request, configs](Job& job) {
-        if (!m_session.has_model()) throw dl::Error("no model loaded");
-        dl::PromptInfo prompt = m_session.prepare(request, {}, job.cancel.get());
+        if (!m_session.has_model()) throw std::runtime_error("no model loaded");
+        // the first preview of new inputs computes vision + the unpruned trunk: show progress
+        auto cb = [this, &job](double f, const std::string& stage) {
+            const QString s = QString::fromStdString(stage);
+            post(job, [this, f, s] { emit progress(f, s); });
+        };
+        dl::PromptInfo prompt = m_session.prepare(request, cb, job.cancel.get());
         dl::ImageGeometry geometry = m_session.geometry();
         post(job, [this, prompt, geometry] { emit prepared(prompt, geometry); });
         QVector<dl::PruningResult> results;
@@ -119,7 +124,7 @@ quint64 EngineController::preview(const dl::RunRequest& request, const QVector<d
 quint64 EngineController::run(const dl::RunRequest& request, const QVector<dl::PruneConfig>& configs,
                               int maxNewTokens) {
     return enqueue(Kind::run, [this, request, configs, maxNewTokens](Job& job) {
-        if (!m_session.has_model()) throw dl::Error("no model loaded");
+        if (!m_session.has_model()) throw std::runtime_error("no model loaded");
         const int n = configs.size();
         // the prepare stage gets the first 20% of the bar, each method an equal share after it
         auto stage_cb = [this, &job](double lo, double hi) {

@@ -65,7 +65,8 @@ public:
     QString keptText() const;
     bool hasResults() const;  // every visible column has a current run
 
-    // Export the current comparison into dir; returns the files written, or throws dl::Error.
+    // Export the current comparison into dir; returns the files written, or throws (dl::Error from
+    // export_all, std::runtime_error when there is nothing to export).
     // overwrite=false never replaces a file.
     QStringList exportTo(const QString& dir, bool overwrite);
 

@@ -16,7 +16,7 @@ namespace fs = std::filesystem;
 namespace {
 
 std::string cli() { return dltest::bin_dir() + "/dartlens-cli"; }
-std::string sample_image() { return dltest::data_dir() + "/../../resources/sample.jpg"; }
+std::string sample_image() { return dltest::sample_image(); }
 
 const std::string& model_dir() {
     static std::string dir;

@@ -42,6 +42,13 @@ double rel_err(const at::Tensor& a, const at::Tensor& b) {
     return (x - y).abs().max().item<double>() / std::max(y.abs().max().item<double>(), 1e-30);
 }
 
+// Checks max|a-b|/max|b| < tol and prints the measured value.
+void expect_rel(const std::string& what, const at::Tensor& a, const at::Tensor& b, double tol) {
+    const double e = rel_err(a, b);
+    std::printf("  %-34s rel err %.3g\n", what.c_str(), e);
+    EXPECT_LT(e, tol) << what;
+}
+
 std::vector<int> to_ints(const at::Tensor& t) {
     at::Tensor c = t.reshape({-1}).to(at::kLong).contiguous();
     return std::vector<int>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
@@ -114,8 +121,8 @@ TEST_F(ForwardTest, ModelInfo) {
 TEST_F(ForwardTest, VisionTowerMatchesHF) {
     Forward f = run_full(*model_);
     ASSERT_EQ(f.vision.hidden_states.size(), 2u);  // feature layer -2 of 2: only layer 0 runs
-    EXPECT_LT(rel_err(f.vision.hidden_states[0], ref_npy("vision_hidden_states_0")), kRelTol);
-    EXPECT_LT(rel_err(f.vision.hidden_states[1], ref_npy("vision_hidden_states_1")), kRelTol);
+    expect_rel("vision_hidden_states_0", f.vision.hidden_states[0], ref_npy("vision_hidden_states_0"), kRelTol);
+    expect_rel("vision_hidden_states_1", f.vision.hidden_states[1], ref_npy("vision_hidden_states_1"), kRelTol);
     // The last CLIP layer is not part of LLaVA's path: load it by hand to check clip_layer on it.
     dl::WeightStore store = dl::WeightStore::open_dir(dltest::reference_dir());
     auto w = [&](const std::string& n) {
@@ -132,22 +139,22 @@ TEST_F(ForwardTest, VisionTowerMatchesHF) {
     L.fc1_w = w("mlp.fc1.weight"); L.fc1_b = w("mlp.fc1.bias");
     L.fc2_w = w("mlp.fc2.weight"); L.fc2_b = w("mlp.fc2.bias");
     at::Tensor h2 = dl::clip_layer(L, model_->config().vision, f.vision.hidden_states[1]);
-    EXPECT_LT(rel_err(h2, ref_npy("vision_hidden_states_2")), kRelTol);
-    EXPECT_LT(rel_err(f.vision.selected, ref_npy("vision_selected_features")), kRelTol);
-    EXPECT_LT(rel_err(f.vision.image_features, ref_npy("image_features")), kRelTol);
-    EXPECT_LT(rel_err(model_->encode_image(ref_npy("pixel_values")), ref_npy("image_features")), kRelTol);
+    expect_rel("vision_hidden_states_2", h2, ref_npy("vision_hidden_states_2"), kRelTol);
+    expect_rel("vision_selected_features", f.vision.selected, ref_npy("vision_selected_features"), kRelTol);
+    expect_rel("image_features", f.vision.image_features, ref_npy("image_features"), kRelTol);
+    expect_rel("image_features", model_->encode_image(ref_npy("pixel_values")), ref_npy("image_features"), kRelTol);
     // The comparison can fail: CLS kept instead of dropped, or the wrong hidden state.
     EXPECT_GT(rel_err(f.vision.hidden_states[0].narrow(0, 1, 16), ref_npy("vision_selected_features")), 1e-2);
 }
 
 TEST_F(ForwardTest, DecoderMatchesHF) {
     Forward f = run_full(*model_);
-    EXPECT_LT(rel_err(f.merged, ref_npy("inputs_embeds_merged")), kRelTol);
+    expect_rel("inputs_embeds_merged", f.merged, ref_npy("inputs_embeds_merged"), kRelTol);
     for (int l = 0; l < 3; ++l)
-        EXPECT_LT(rel_err(f.layer_out[l], ref_npy("decoder_layer_output_" + std::to_string(l))), kRelTol)
-            << "layer " << l;
-    EXPECT_LT(rel_err(f.normed, ref_npy("final_norm_output")), kRelTol);
-    EXPECT_LT(rel_err(f.logits, ref_npy("logits")), kRelTol);
+        expect_rel("decoder_layer_output_" + std::to_string(l), f.layer_out[l],
+                   ref_npy("decoder_layer_output_" + std::to_string(l)), kRelTol);
+    expect_rel("final_norm_output", f.normed, ref_npy("final_norm_output"), kRelTol);
+    expect_rel("logits", f.logits, ref_npy("logits"), kRelTol);
     at::Tensor ref_logits = ref_npy("logits");
     EXPECT_NEAR(f.logits[24][0].item<double>(), 0.69191545, 1e-4);
     EXPECT_NEAR(f.logits[24][1].item<double>(), 0.76633149, 1e-4);
@@ -160,8 +167,8 @@ TEST_F(ForwardTest, PlainAttentionPathMatchesHF) {
     dl::set_attention_default_impl(dl::AttentionImpl::plain);
     Forward f = run_full(*model_);
     dl::set_attention_default_impl(dl::AttentionImpl::fused);
-    EXPECT_LT(rel_err(f.vision.image_features, ref_npy("image_features")), kRelTol);
-    EXPECT_LT(rel_err(f.logits, ref_npy("logits")), kRelTol);
+    expect_rel("image_features", f.vision.image_features, ref_npy("image_features"), kRelTol);
+    expect_rel("logits", f.logits, ref_npy("logits"), kRelTol);
 }
 
 TEST_F(ForwardTest, ChunkedPrefillEqualsFullPrefill) {
@@ -172,7 +179,7 @@ TEST_F(ForwardTest, ChunkedPrefillEqualsFullPrefill) {
     dl::run_layers(model_->weights(), model_->config(), a, model_->positions_range(0, 10), cache, 0, 3);
     dl::run_layers(model_->weights(), model_->config(), b, model_->positions_range(10, 25), cache, 0, 3);
     at::Tensor logits = dl::lm_logits(model_->weights(), dl::final_norm(model_->weights(), model_->config(), b));
-    EXPECT_LT(rel_err(logits, ref_npy("logits")[0].narrow(0, 10, 15)), kRelTol);
+    expect_rel("logits rows 10..24 (chunked)", logits, ref_npy("logits")[0].narrow(0, 10, 15), kRelTol);
     for (int l = 0; l < 3; ++l) EXPECT_EQ(cache.length(l), 25);
 }
 
@@ -190,15 +197,15 @@ TEST_F(ForwardTest, GreedyWithAndWithoutCacheMatchesHF) {
     EXPECT_EQ(cached.tokens, expected);
     EXPECT_EQ(streamed, expected);
     ASSERT_EQ(cached.step_logits.size(), 8u);
-    EXPECT_LT(rel_err(at::stack(cached.step_logits), ref_npy("greedy_step_logits_generate")[0]), kRelTol);
-    EXPECT_LT(rel_err(at::stack(cached.step_logits), ref_npy("greedy_step_logits_nocache")[0]), kRelTol);
+    expect_rel("greedy_step_logits_generate", at::stack(cached.step_logits), ref_npy("greedy_step_logits_generate")[0], kRelTol);
+    expect_rel("cached vs greedy_step_logits_nocache", at::stack(cached.step_logits), ref_npy("greedy_step_logits_nocache")[0], kRelTol);
     for (int l = 0; l < 3; ++l) EXPECT_EQ(cache.length(l), S + 7);  // the 8th token is never fed
 
     dl::GreedyResult nocache = dl::generate_nocache(*model_, f.merged, 8, {2});
     EXPECT_EQ(nocache.tokens, expected);
-    EXPECT_LT(rel_err(at::stack(nocache.step_logits), ref_npy("greedy_step_logits_nocache")[0]), kRelTol);
+    expect_rel("greedy_step_logits_nocache", at::stack(nocache.step_logits), ref_npy("greedy_step_logits_nocache")[0], kRelTol);
     // KV-cache decoding equals full recomputation (float32 rounding only).
-    EXPECT_LT(rel_err(at::stack(cached.step_logits), at::stack(nocache.step_logits)), 1e-5);
+    expect_rel("cached vs nocache (ours)", at::stack(cached.step_logits), at::stack(nocache.step_logits), 1e-5);
 
     // EOS handling: make the 3rd token an EOS id -> output stops before it.
     dl::KVCache cache2 = model_->new_cache(S + 8);
@@ -224,7 +231,7 @@ TEST(ForwardFp16Weights, MatchesHFUpcast) {
     dl::LlavaModel m(dir, cpu_options("f32"));
     EXPECT_EQ(m.info().weight_dtype, "F16");
     Forward f = run_full(m);
-    EXPECT_LT(rel_err(f.logits, ref_npy("fp16w_logits")), kRelTol);
+    expect_rel("fp16w_logits", f.logits, ref_npy("fp16w_logits"), kRelTol);
     EXPECT_GT(rel_err(f.logits, ref_npy("logits")), 1e-5);  // really the rounded weights
     const int64_t S = f.merged.size(0);
     dl::KVCache cache = m.new_cache(S + 8);
@@ -351,8 +358,8 @@ TEST_F(ForwardTest, PrunedSubsetKeepsOriginalPositions) {
     std::vector<at::Tensor> inputs;
     dl::run_layers(model_->weights(), cfg, x, model_->positions_range(0, 25), trunk, 0, K, nullptr, &inputs);
     ASSERT_EQ(inputs.size(), 2u);
-    EXPECT_LT(rel_err(inputs[1], ref_npy("decoder_layer_output_0")), kRelTol);
-    EXPECT_LT(rel_err(x, ref_npy("decoder_layer_output_1")), kRelTol);
+    expect_rel("decoder_layer_output_0", inputs[1], ref_npy("decoder_layer_output_0"), kRelTol);
+    expect_rel("decoder_layer_output_1", x, ref_npy("decoder_layer_output_1"), kRelTol);
 
     const std::vector<int64_t> keep = {0, 1, 2, 3, 5, 8, 9, 12, 17, 19, 20, 21, 22, 23, 24};
     const int64_t n = int64_t(keep.size());
@@ -370,7 +377,7 @@ TEST_F(ForwardTest, PrunedSubsetKeepsOriginalPositions) {
     // Independent computation from HF's own layer-1 output rows.
     at::Tensor ref_in = ref_npy("decoder_layer_output_1")[0].index_select(0, idx);
     at::Tensor expect = independent_layer(cfg, 2, ref_in, keep);
-    EXPECT_LT(rel_err(y, expect), 1e-5);
+    expect_rel("pruned layer 2 vs independent", y, expect, 1e-5);
 
     // The same rows renumbered 0..n-1 give a different result: positions matter.
     at::Tensor y_wrong = x_sub;

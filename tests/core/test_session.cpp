@@ -32,7 +32,7 @@ std::string tiny_model() {
     return dir;
 }
 
-std::string sample_image() { return dltest::data_dir() + "/../../resources/sample.jpg"; }
+std::string sample_image() { return dltest::sample_image(); }
 
 struct Fixture : ::testing::Test {
     dl::Session session;

@@ -184,7 +184,7 @@ private slots:
         dl::MethodRun none, dart;
         none.config.method = "none"; none.timing_ms.total = 300; none.timing_ms.ttft = 120;
         none.pruning.kept_count = 576; none.pruning.budget = 576; none.pruning.num_image_tokens = 576;
-        dart.config.method = "dart"; dart.timing_ms.total = 200; dart.timing_ms.ttft = 40;
+        dart.config.method = "dart"; dart.pruning.method = "dart"; dart.timing_ms.total = 200; dart.timing_ms.ttft = 40;
         dart.pruning.kept_count = 132; dart.pruning.budget = 128; dart.pruning.num_image_tokens = 576;
         dart.kv_cache_bytes = 3 * 1024 * 1024;
         auto f = compute_figures({"unpruned", "DART"}, {none, dart});

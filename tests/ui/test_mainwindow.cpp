@@ -7,6 +7,7 @@
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
+#include <QChart>
 #include <QPainter>
 #include <QSlider>
 #include <QStandardPaths>
@@ -109,7 +110,11 @@ private slots:
         // --- hover: a kept DART patch, found through the geometry, not through the view ---
         const dl::ImageGeometry& g = w.imageGeometry();
         QCOMPARE(g.rows * g.cols, 16);
-        const int patch = w.resultFor("dart")->kept_image_indices.front();
+        // off the diagonal, so that a row/col mix-up cannot pass
+        int patch = -1;
+        for (int k : w.resultFor("dart")->kept_image_indices)
+            if (k / g.cols != k % g.cols) { patch = k; break; }
+        QVERIFY(patch >= 0);
         const dl::Box box = g.patch_box_original(patch);
         // the view shows the original picture (160x112 <= display limit), scene = original pixels
         const QPoint vp = dartView->mapFromScene(QPointF((box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2));
@@ -137,6 +142,14 @@ private slots:
                           Qt::NoButton, Qt::NoModifier, Qt::NoScrollPhase, false);
         QApplication::sendEvent(dartView->viewport(), &wheel);
         QVERIFY(dartView->zoomFactor() > z * 1.2);
+
+        // --- overlay modes: the duplication heatmap paints differently from "kept" ---
+        const QImage keptImage = dartView->image();
+        w.setOverlayMode("dup");
+        QVERIFY(dartView->image() != keptImage);
+        QCOMPARE(dartView->image().size(), keptImage.size());
+        w.setOverlayMode("kept");
+        QCOMPARE(dartView->image(), keptImage);
 
         // --- hallucination flags against the objects listed ---
         w.setTruthTags("zebra");
