@@ -186,6 +186,22 @@ RgbImage render_overlay(const RgbImage& original, const ImageGeometry& geometry,
         }
     }
 
+    if (options.mark_unseen && n > 0) {
+        // The model's view is the union of the patch boxes: everything outside it (the margins a
+        // centre crop drops) is darkened and hatched so it never reads as "kept".
+        cv::Rect view = patch_rect(geometry, 0, W, H) | patch_rect(geometry, n - 1, W, H);
+        cv::Mat unseen(H, W, CV_8U, cv::Scalar(255));
+        unseen(view).setTo(0);
+        if (cv::countNonZero(unseen) > 0) {
+            cv::Mat dark;
+            cv::addWeighted(pic, 0.5, cv::Mat(pic.size(), CV_8UC3, kFadeGrey), 0.5, 0.0, dark);
+            const int step = std::max(8, std::min(W, H) / 40);
+            for (int k = -H; k < W; k += step)
+                cv::line(dark, cv::Point(k, H), cv::Point(k + H, 0), cv::Scalar(200, 200, 200), 1, cv::LINE_AA);
+            dark.copyTo(pic, unseen);
+        }
+    }
+
     if (options.show_grid) {
         for (int i = 0; i < n; i++) {
             const cv::Rect r = patch_rect(geometry, i, W, H);

@@ -30,6 +30,7 @@ struct OverlayOptions {
     bool show_pivots = true;    // outline DART image pivots, labelled with their processing order
     bool show_grid = false;     // thin patch grid inside the model's view
     bool legend = true;         // a strip below the picture: counts, or the colour bar min..max
+    bool mark_unseen = true;    // hatch what the model never sees (margins a centre crop drops)
 };
 
 // Height in pixels of the legend strip render_overlay appends for an image of this width.

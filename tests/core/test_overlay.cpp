@@ -71,6 +71,7 @@ dl::OverlayOptions plain_options() {
     dl::OverlayOptions o;
     o.show_pivots = false;
     o.legend = false;
+    o.mark_unseen = false;
     return o;
 }
 
@@ -110,6 +111,22 @@ TEST(Overlay, KeptUnchangedPrunedFadedMarginsUntouched) {
     // The crop dropped x < 50 and x >= 150: nothing drawn there.
     for (int y = 0; y < kH; y++)
         for (int x : {0, 25, 49, 150, 175, 199}) ASSERT_TRUE(same_pixel(img, out, x, y)) << x << "," << y;
+}
+
+TEST(Overlay, UnseenMarginsMarkedWhenAsked) {
+    const dl::RgbImage img = textured_image();
+    dl::OverlayOptions o = plain_options();
+    o.mark_unseen = true;
+    const dl::RgbImage out = dl::render_overlay(img, wide_geometry(), dart_result(), o);
+    // Every margin column the crop dropped is darkened (or hatched); the view itself is as before.
+    for (int x : {0, 25, 49, 150, 175, 199}) {
+        int changed = 0;
+        for (int y = 0; y < kH; y++) changed += !same_pixel(img, out, x, y);
+        EXPECT_GE(changed, kH * 95 / 100) << "column " << x;
+    }
+    const dl::RgbImage plain = dl::render_overlay(img, wide_geometry(), dart_result(), plain_options());
+    for (int y = 0; y < kH; y++)
+        for (int x = 50; x < 150; x++) ASSERT_TRUE(same_pixel(plain, out, x, y)) << x << "," << y;
 }
 
 TEST(Overlay, MethodNoneShowsEverything) {
