@@ -374,6 +374,17 @@ at::Tensor tensor_from_view(const TensorView& view) {
     return out;
 }
 
+// After a tensor was converted (f16 -> f32, or copied to a GPU) its bytes in the mapping are not
+// needed any more: drop those clean file-backed pages from the resident set, so peak RSS while
+// loading stays near the converted weights instead of converted + stored. Whole pages inside the
+// tensor only (neighbours may still be in use); re-reading them later just faults them back in.
+static void release_mapped_pages(const TensorView& view) {
+    const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+    const uintptr_t begin = (reinterpret_cast<uintptr_t>(view.data) + page - 1) / page * page;
+    const uintptr_t end = (reinterpret_cast<uintptr_t>(view.data) + view.nbytes) / page * page;
+    if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 at::Tensor tensor_from_view(const TensorView& view, at::ScalarType dtype, at::Device device) {
     at::Tensor stored;
     try {
@@ -382,7 +393,9 @@ at::Tensor tensor_from_view(const TensorView& view, at::ScalarType dtype, at::De
         throw Error(str_cat(view.file, ": tensor '", view.name, "': ", e.what()));
     }
     if (stored.scalar_type() == dtype && device.is_cpu()) return stored;
-    return stored.to(device, dtype, /*non_blocking=*/false, /*copy=*/true);
+    at::Tensor converted = stored.to(device, dtype, /*non_blocking=*/false, /*copy=*/true);
+    release_mapped_pages(view);
+    return converted;
 }
 
 at::Tensor tensor_from_store(const WeightStore& store, const std::string& name,
