@@ -56,17 +56,15 @@ static at::Tensor causal_additive_mask(int64_t Sq, int64_t Sk, at::ScalarType dt
     return mask;
 }
 
+#if TORCH_VERSION_MAJOR >= 2
 // q [B,H,Sq,D] etc.; mask additive [Sq,Sk] or undefined.
 static at::Tensor sdpa(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                        const at::Tensor& mask, bool is_causal) {
     c10::optional<at::Tensor> m;
     if (mask.defined()) m = mask;
-#if TORCH_VERSION_MAJOR >= 2
     return at::scaled_dot_product_attention(q, k, v, m, 0.0, is_causal);
-#else
-    return std::get<0>(at::_scaled_dot_product_attention(q, k, v, m, 0.0, false, is_causal));
-#endif
 }
+#endif
 
 // Plain path on grouped queries: qg [Hkv,M,D], k/v [Hkv,Sk,D], mask additive [M,Sk] or undefined.
 static at::Tensor plain_grouped(const at::Tensor& qg, const at::Tensor& k, const at::Tensor& v,
@@ -82,11 +80,58 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
     return attention(q, k, v, causal, attention_default_impl());
 }
 
+// Query rows per block of the blocked path: causal blocks only multiply the keys they can see, so
+// a prefill does about S*(S+B)/2 instead of S*S dot products per head.
+static constexpr int64_t kQueryBlock = 128;
+
+// Upper-triangular additive mask [n,n] in `dtype`: -inf where column > row.
+static at::Tensor triangle_mask(int64_t n, at::ScalarType dtype, at::Device device) {
+    at::Tensor m = at::full({n, n}, -std::numeric_limits<float>::infinity(),
+                            at::TensorOptions().dtype(dtype).device(device));
+    return m.triu_(1);
+}
+
+// Blocked attention on any device, the way HF's eager attention computes it (scores in the compute
+// dtype, softmax in float32, cast back), but over blocks of query rows: the g query heads sharing
+// a kv head become one batch entry of g*B rows, so K/V are never repeated, and a causal block only
+// sees keys 0..Sk-Sq+i1-1 with the mask applied to its diagonal part only. Returns [H,Sq,D] (a
+// view of a [Sq,H,D] buffer, so that the caller's transpose(0,1).reshape is free).
+static at::Tensor blocked_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, bool causal) {
+    const int64_t H = q.size(0), Sq = q.size(1), D = q.size(2);
+    const int64_t Hkv = k.size(0), Sk = k.size(1), g = H / Hkv;
+    const int64_t offset = Sk - Sq;  // query i sees keys 0..offset+i when causal
+    const double scale = 1.0 / std::sqrt(double(D));
+    const bool f32_softmax = q.scalar_type() != at::kFloat && q.scalar_type() != at::kDouble;
+    at::Tensor out_shd = at::empty({Sq, H, D}, q.options());
+    at::Tensor out4 = out_shd.view({Sq, Hkv, g, D}).permute({1, 2, 0, 3});  // [Hkv,g,Sq,D] view
+    at::Tensor q4 = q.view({Hkv, g, Sq, D});
+    const int64_t block = (causal && Sq > 1) ? kQueryBlock : Sq;
+    at::Tensor mask;
+    for (int64_t i0 = 0; i0 < Sq; i0 += block) {
+        const int64_t nb = std::min(block, Sq - i0);
+        const int64_t nk = causal ? offset + i0 + nb : Sk;
+        at::Tensor qb = at::empty({Hkv, g, nb, D}, q.options());
+        qb.copy_(q4.narrow(2, i0, nb)).mul_(scale);
+        qb = qb.view({Hkv, g * nb, D});
+        at::Tensor scores = at::bmm(qb, k.narrow(1, 0, nk).transpose(1, 2));    // [Hkv,g*nb,nk]
+        if (causal && nb > 1) {
+            if (!mask.defined() || mask.size(0) != nb) mask = triangle_mask(nb, scores.scalar_type(), q.device());
+            scores.view({Hkv, g, nb, nk}).narrow(3, nk - nb, nb).add_(mask);
+        }
+        at::Tensor probs = f32_softmax ? at::softmax(scores, -1, at::kFloat).to(v.scalar_type())
+                                       : at::softmax(scores, -1);
+        at::Tensor ob = at::bmm(probs, v.narrow(1, 0, nk));                     // [Hkv,g*nb,D]
+        out4.narrow(2, i0, nb).copy_(ob.view({Hkv, g, nb, D}));
+    }
+    return out_shd.permute({1, 0, 2});  // [H,Sq,D]
+}
+
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, bool causal,
                      AttentionImpl impl) {
     check_shapes(q, k, v, causal);
     const int64_t H = q.size(0), Sq = q.size(1), D = q.size(2);
     const int64_t Hkv = k.size(0), Sk = k.size(1), g = H / Hkv;
+#if TORCH_VERSION_MAJOR >= 2
     if (impl == AttentionImpl::fused && causal && Sq == Sk && Sq > 1) {
         // Prefill: let the kernel apply its own (top-left aligned, here exact) causal mask, with
         // the kv heads repeated so that every query head has its own.
@@ -97,22 +142,23 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
         }
         return sdpa(q.unsqueeze(0), kr.unsqueeze(0), vr.unsqueeze(0), at::Tensor(), true).squeeze(0);
     }
+    if (impl == AttentionImpl::fused && (Sq == 1 || (!causal && g == 1))) {
+        // Decode (one query: nothing to mask) and CLIP: grouped queries need no repeated K/V.
+        at::Tensor qg = q.reshape({Hkv, g * Sq, D});
+        return sdpa(qg.unsqueeze(0), k.unsqueeze(0), v.unsqueeze(0), at::Tensor(), false).squeeze(0).reshape({H, Sq, D});
+    }
+#endif
+    if (impl == AttentionImpl::fused) return blocked_attention(q, k, v, causal);
 
-    // Grouped queries: the g query heads sharing kv head j become g*Sq rows of one head.
+    // Plain: grouped queries, the g query heads sharing kv head j become g*Sq rows of one head.
     const bool need_mask = causal && Sq > 1;
     at::Tensor qg = q.reshape({Hkv, g * Sq, D});
     at::Tensor mask;
     if (need_mask) {
-        mask = causal_additive_mask(Sq, Sk, impl == AttentionImpl::fused ? q.scalar_type() : at::kFloat,
-                                    q.device());
+        mask = causal_additive_mask(Sq, Sk, at::kFloat, q.device());
         if (g > 1) mask = mask.repeat({g, 1});  // [g*Sq,Sk], row j*Sq+i is query i
     }
-    at::Tensor out;
-    if (impl == AttentionImpl::fused)
-        out = sdpa(qg.unsqueeze(0), k.unsqueeze(0), v.unsqueeze(0), mask, false).squeeze(0);
-    else
-        out = plain_grouped(qg, k, v, mask);
-    return out.reshape({H, Sq, D});
+    return plain_grouped(qg, k, v, mask).reshape({H, Sq, D});
 }
 
 at::Tensor attention_probs_rows(const at::Tensor& q_rows, const at::Tensor& k,

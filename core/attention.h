@@ -4,11 +4,15 @@
 // attention: query head h uses kv head h / (H/Hkv), as Hugging Face's repeat_kv does. "Causal"
 // means the Sq queries are the LAST Sq positions of the Sk keys: query i sees keys 0..Sk-Sq+i
 // (prefill: Sq == Sk; decode: Sq == 1 sees everything; appending a chunk to a cache: between).
-// Two paths compute the same function: "fused" (at::scaled_dot_product_attention in LibTorch 2.x,
-// at::_scaled_dot_product_attention in 1.13) and "plain" (matmul + float32 softmax, the way HF's
-// eager attention does it). The fused path never materialises the softmax matrix on CUDA; the
-// pruning methods that need probabilities (FastV) use attention_probs_rows /
-// attention_column_mean, which compute them in float32 for only the rows asked.
+// Two paths compute the same function: "fused" and "plain" (matmul + float32 softmax over the
+// whole [g*Sq, Sk] score matrix, the way HF's eager attention does it). "fused" is
+// at::scaled_dot_product_attention in LibTorch 2.x for prefill (Sq == Sk), decode (Sq == 1) and
+// unmasked MHA (CLIP); everywhere else, and always in 1.13 (whose SDPA is an unblocked math
+// path), it is a blocked eager attention: 128 query rows at a time, grouped-query heads batched
+// without repeating K/V, a causal block multiplying only the keys it can see (~half the work of
+// a full score matrix). The pruning methods that need probabilities (FastV) use
+// attention_probs_rows / attention_column_mean, which compute them in float32 for only the rows
+// asked.
 #pragma once
 
 #include <ATen/ATen.h>

@@ -141,9 +141,17 @@ int64_t KVCache::allocated_bytes() const {
 // --- norms and rotary embedding -----------------------------------------------------------------
 
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
-    at::Tensor xf = x.to(at::kFloat);
-    at::Tensor normed = xf * at::rsqrt(xf.pow(2).mean(-1, true) + eps);
-    return (normed.to(x.scalar_type()) * weight).to(x.scalar_type());
+    // Same arithmetic as (x.float() * rsqrt(mean(x^2) + eps)).to(dtype) * w, in fewer passes:
+    // the float copy is normalised in place, and the product with the (float32) weight is
+    // computed in float32 and rounded straight into the output dtype.
+    at::Tensor xf = x.to(at::kFloat);                                   // a copy unless x is f32
+    at::Tensor inv = xf.pow(2).mean(-1, true).add_(eps).rsqrt_();       // [S,1]
+    at::Tensor normed = xf.is_same(x) ? xf * inv : xf.mul_(inv);
+    if (normed.scalar_type() != x.scalar_type()) normed = normed.to(x.scalar_type());
+    if (weight.scalar_type() == x.scalar_type()) return normed.mul_(weight);
+    at::Tensor out = at::empty_like(normed);
+    at::mul_out(out, normed, weight);
+    return out;
 }
 
 namespace {
@@ -193,9 +201,14 @@ void rope_cos_sin(const TextConfig& config, const at::Tensor& positions, at::Sca
 }
 
 at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+    // x*cos + rotate_half(x)*sin with rotate_half(x) = cat(-x2, x1), written as two in-place
+    // multiply-adds on the halves (same products and sums, no rotated copy).
     const int64_t half = x.size(-1) / 2;
-    at::Tensor rotated = at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
-    return x * cos + rotated * sin;  // cos/sin [R,D] broadcast over heads
+    at::Tensor out = x * cos;  // cos/sin [R,D] broadcast over heads
+    at::Tensor x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
+    out.narrow(-1, 0, half).addcmul_(x2, sin.narrow(-1, 0, half), -1);
+    out.narrow(-1, half, half).addcmul_(x1, sin.narrow(-1, half, half));
+    return out;
 }
 
 // --- layers -------------------------------------------------------------------------------------
@@ -235,10 +248,19 @@ static at::Tensor layer_forward(const LlavaWeights& weights, const LlavaConfig& 
     cache.append(layer, k, v);
     at::Tensor a = attention(q, cache.keys(layer), cache.values(layer), true);  // [H,S,D]
     a = a.transpose(0, 1).reshape({S, -1});                                     // [S,H*D]
-    at::Tensor out = x + linear(a, L.o_w, L.o_b);
+    at::Tensor out = linear(a, L.o_w, L.o_b).add_(x);  // x + o_proj(a)
     // MLP block
     h = rms_norm(out, L.post_norm, tc.rms_norm_eps);
-    at::Tensor m = at::silu(at::linear(h, L.gate_w)) * at::linear(h, L.up_w);  // [S,I]
+    at::Tensor m = at::linear(h, L.gate_w);                                       // [S,I]
+    if (m.is_cpu() && m.scalar_type() == at::kBFloat16) {
+        // LibTorch's bf16 silu on CPU is ~3x slower than float32's: compute silu in float32 and
+        // round once to bf16, which is what the bf16 kernel computes too.
+        at::Tensor mf = m.to(at::kFloat);
+        m.copy_(at::silu_(mf));
+    } else {
+        at::silu_(m);
+    }
+    m.mul_(at::linear(h, L.up_w));                                                // silu(gate) * up
     out.add_(at::linear(m, L.down_w));
     return out;
 }

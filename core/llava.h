@@ -3,7 +3,11 @@
 //
 // Device/dtype rules (dl::LoadOptions): device auto picks CUDA when available, else CPU; dtype auto
 // is f32 on CPU and f16 on CUDA; f16 on CPU is refused (LibTorch 1.13 has no f16 matmul on CPU).
-// threads: at::set_num_threads(threads), 0 = every hardware thread.
+// threads: at::set_num_threads(threads), 0 = every hardware thread (only called when the count
+// differs: each call rebuilds LibTorch's thread pools). Loading also pins glibc's malloc to reuse
+// freed activation memory instead of page-faulting fresh mmap()s (DARTLENS_DEFAULT_MALLOC=1 opts
+// out) and runs a 4-token warm-up through every decoder layer, so the first timed run is not
+// paying one-time initialisation.
 #pragma once
 
 #include <ATen/ATen.h>

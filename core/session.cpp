@@ -13,6 +13,7 @@
 #include "core/api.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 #include <torch/cuda.h>
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
@@ -62,9 +63,10 @@ std::vector<float> to_float_vector(const at::Tensor& t) {
     return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
 }
 
-// [Hkv, S, D] cache view -> [S, Hkv*D] float32 (the reference's key layout before repeat_kv).
+// [Hkv, S, D] cache view -> [S, Hkv*D] in the cache dtype (the reference's key layout before
+// repeat_kv); the pruning helpers accumulate in float32 whatever the storage dtype.
 at::Tensor cache_rows(const at::Tensor& kv) {
-    return kv.permute({1, 0, 2}).reshape({kv.size(1), kv.size(0) * kv.size(2)}).to(at::kFloat);
+    return kv.permute({1, 0, 2}).reshape({kv.size(1), kv.size(0) * kv.size(2)});
 }
 
 }  // namespace
@@ -100,7 +102,9 @@ struct Session::Impl {
 
     void set_threads() const {
         // OpenMP thread counts are per calling thread: set them on whichever thread runs the work.
-        at::set_num_threads(threads);
+        // Only when they differ: at::set_num_threads rebuilds LibTorch's thread pools even for an
+        // unchanged count, which costs several ms and slows the ops that follow.
+        if (at::get_num_threads() != threads) at::set_num_threads(threads);
     }
 
     void require_model() const {
@@ -186,9 +190,11 @@ struct Session::Impl {
         in.num_image = prompt.image_span_length;
         in.seq_len = int(seq_len());
         in.keys = cache_rows(cache.keys(k - 1));
-        in.values = cache_rows(cache.values(k - 1));
         in.kv_repeat = c.text.num_attention_heads / c.text.num_key_value_heads;
-        in.hidden_normed = final_norm(model->weights(), c, x_k).to(at::kFloat);
+        // Only DART reads the values (v-norm pivots) and the final-normed hidden states.
+        const bool dart = cfg.method == "dart";
+        if (dart && cfg.pivot_criterion.rfind("v-norm", 0) == 0) in.values = cache_rows(cache.values(k - 1));
+        if (dart) in.hidden_normed = final_norm(model->weights(), c, x_k);
         const at::Tensor keys = cache.keys(k - 1);
         if (pruner.needs_attn_last(cfg)) {
             const int64_t last = seq_len() - 1;
@@ -366,7 +372,7 @@ ModelInfo Session::load_model(const std::string& dir, const LoadOptions& options
     if (progress) progress(0.0, "config");
     check_cancel(cancel);
     const int threads = options.threads > 0 ? options.threads : int(std::max(1u, std::thread::hardware_concurrency()));
-    at::set_num_threads(threads);
+    if (at::get_num_threads() != threads) at::set_num_threads(threads);
     // Build everything first, then swap in: a failed or cancelled load keeps the old model.
     if (progress) progress(0.1, "tokenizer");
     auto tokenizer = std::make_unique<Tokenizer>(Tokenizer::load(dir));
@@ -374,7 +380,15 @@ ModelInfo Session::load_model(const std::string& dir, const LoadOptions& options
     if (progress) progress(0.2, "weights");
     auto model = std::make_unique<LlavaModel>(dir, options);
     check_cancel(cancel);
-    PreprocessorConfig pre = PreprocessorConfig::from_file(dir + "/preprocessor_config.json");
+    // preprocessor_config.json is part of every llava-hf checkpoint; original-LLaVA directories
+    // lack it, and then CLIP's defaults at the tower's own resolution apply.
+    PreprocessorConfig pre;
+    const std::string pre_path = dir + "/preprocessor_config.json";
+    if (::access(pre_path.c_str(), F_OK) == 0) {
+        pre = PreprocessorConfig::from_file(pre_path);
+    } else {
+        pre.shortest_edge = pre.crop_height = pre.crop_width = model->config().vision.image_size;
+    }
     if (progress) progress(1.0, "loaded");
 
     Impl& s = *impl_;

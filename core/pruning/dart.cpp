@@ -73,12 +73,17 @@ std::vector<float> dart_pivot_scores(const PruneInputs& in, const PruneConfig& c
     throw Error("dart: unknown pivot_criterion '" + crit + "'");
 }
 
+// Rows of x [R, d] scaled to unit L2 norm (eps 1e-8 on the norm), as float32.
+at::Tensor dart_unit(const at::Tensor& rows) {
+    at::Tensor x = rows.to(at::kFloat);                                   // [R, d]
+    at::Tensor norm = x.norm(2, {1}, /*keepdim=*/true).clamp_min_(1e-8);  // [R, 1]
+    return x / norm;
+}
+
 // Unit rows of Hn at `rows` (absolute positions) as float32: [rows.size(), d].
 at::Tensor dart_unit_rows(const at::Tensor& hn, const std::vector<int64_t>& rows) {
     at::Tensor idx = at::tensor(rows, at::TensorOptions().dtype(at::kLong)).to(hn.device());
-    at::Tensor x = hn.index_select(0, idx).to(at::kFloat);     // [R, d]
-    at::Tensor norm = x.norm(2, {1}, /*keepdim=*/true).clamp_min(1e-8);  // [R, 1]
-    return x / norm;
+    return dart_unit(hn.index_select(0, idx));
 }
 
 class PrunerDart : public Pruner {
@@ -119,7 +124,9 @@ public:
             img_rank = prune_random_choice(n, p_img, c.seed);
             txt_rank = prune_random_choice(n_text, p_txt, c.seed ^ 0x9E3779B97F4A7C15ull);
         } else {
-            img_rank = prune_topk(dart_pivot_scores(in, c, s0, s0 + n), p_img, crit.largest);
+            // k-norm image scores are what prune_fill_token_scores just stored in r.key_l1.
+            const bool k_norm = c.pivot_criterion.rfind("k-norm", 0) == 0 && r.key_l1.size() == size_t(n);
+            img_rank = prune_topk(k_norm ? r.key_l1 : dart_pivot_scores(in, c, s0, s0 + n), p_img, crit.largest);
             txt_rank = prune_topk(dart_pivot_scores(in, c, text_begin, in.seq_len), p_txt, crit.largest);
         }
         std::vector<int64_t> pivot_list;  // absolute positions: img_piv + txt_piv
@@ -144,11 +151,9 @@ public:
 
         // --- cosine of every pivot with every image token: [P, d] x [d, N] -> [P, N]
         const int n_piv = int(order.size());
-        std::vector<int64_t> image_rows(static_cast<size_t>(n));
-        for (int i = 0; i < n; i++) image_rows[size_t(i)] = int64_t(s0) + i;
         std::vector<float> sim;  // row-major [P, N]
         if (n_piv > 0) {
-            at::Tensor img_unit = dart_unit_rows(in.hidden_normed, image_rows);  // [N, d]
+            at::Tensor img_unit = dart_unit(in.hidden_normed.narrow(0, s0, n));  // [N, d]
             at::Tensor piv_unit = dart_unit_rows(in.hidden_normed, order);       // [P, d]
             sim = prune_to_vector(at::mm(piv_unit, img_unit.t()));
         }
