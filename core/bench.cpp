@@ -18,6 +18,7 @@
 #include "core/api.h"
 #include "core/common.h"
 #include "core/config.h"
+#include "core/device_memory.h"
 #include "core/flops.h"
 #include "core/make_model.h"
 
@@ -63,7 +64,7 @@ struct Row {
     int kept = 0, budget = 0, n_image = 0, seq = 0, seq_after = 0, out_tokens = 0;
     Stat vision, prefill, selection, decode_per_token, ttft, total, rerun;
     double prefill_flops = 0, decode_flops = 0;
-    int64_t kv_bytes = 0, peak_rss = 0;
+    int64_t kv_bytes = 0, peak_rss = 0, device_peak = 0;
     double speedup = 0, flop_ratio = 0, efficiency = 0;
     std::string text;
 };
@@ -246,6 +247,7 @@ int run_bench(const BenchArgs& a) {
         row.config = cfg;
         std::vector<double> vis, pre, sel, dec, ttft, tot, rerun;
         reset_peak_rss();
+        device_memory_reset_peak(info.device);
         for (int r = 0; r < a.warmup + a.reps; ++r) {
             std::fprintf(stderr, "\rbench: %-40s run %d/%d (%d/%d)   ", cfg.label().c_str(), r + 1,
                          a.warmup + a.reps, ++done, total_runs);
@@ -268,6 +270,7 @@ int run_bench(const BenchArgs& a) {
             row.text = run.text;
         }
         row.peak_rss = peak_rss_bytes();
+        row.device_peak = device_memory_peak_bytes(info.device);
         if (a.prefix_cache && cfg.method != "none") {
             session.run(cfg, 0);  // builds the trunk once if needed
             for (int r = 0; r < std::max(3, a.reps); ++r) rerun.push_back(session.run(cfg, 0).wall_ms);
@@ -340,6 +343,7 @@ int run_bench(const BenchArgs& a) {
                             {"decode_mflop_per_token", r.decode_flops / 1e6},
                             {"kv_cache_bytes", r.kv_bytes},
                             {"peak_rss_bytes", r.peak_rss},
+                            {"device_peak_bytes", r.device_peak},
                             {"prefill_speedup", r.speedup},
                             {"flop_ratio", r.flop_ratio},
                             {"efficiency", r.efficiency},
@@ -408,7 +412,13 @@ int run_bench(const BenchArgs& a) {
         }
         out << "\nvanilla prefill: " << fmt(tokens_per_s, 0) << " tokens/s, " << fmt(prefill_gflops, 1)
             << " GFLOP/s; GEMM on the same shapes: " << fmt(gemm_gflops, 1) << " GFLOP/s; fraction of peak "
-            << fmt(gemm_gflops > 0 ? prefill_gflops / gemm_gflops : 0, 3) << "\n"
+            << fmt(gemm_gflops > 0 ? prefill_gflops / gemm_gflops : 0, 3) << "\n";
+        if (device_memory_available()) {
+            out << "device peak memory (MiB):";
+            for (const Row& r : rows) out << " " << r.config.label() << " " << fmt(double(r.device_peak) / (1 << 20), 1) << ";";
+            out << "\n";
+        }
+        out
             << "speedup = prefill(none) / prefill(method), measured in this run; FLOP ratio = prefill "
                "FLOPs(method) / FLOPs(none); efficiency = speedup x FLOP ratio (1.0 = the FLOP bound)\n";
     } else {
