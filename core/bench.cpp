@@ -304,7 +304,7 @@ int run_bench(const BenchArgs& a) {
     const double prefill_gflops = base.prefill.median > 0 ? base.prefill_flops / (base.prefill.median * 1e6) : 0;
     const double tokens_per_s = base.prefill.median > 0 ? 1000.0 * base.seq / base.prefill.median : 0;
 
-    nlohmann::json meta = {{"model", info.name},
+    nlohmann::ordered_json meta = {{"model", info.name},
                            {"model_dir", info.dir},
                            {"random_weights", info.random_weights},
                            {"device", info.device},
@@ -320,9 +320,9 @@ int run_bench(const BenchArgs& a) {
                            {"gemm_reference_gflops", gemm_gflops},
                            {"fraction_of_gemm_peak", gemm_gflops > 0 ? prefill_gflops / gemm_gflops : 0}};
     auto row_json = [&](const Row& r) {
-        nlohmann::json j = {{"method", r.config.method},
+        nlohmann::ordered_json j = {{"method", r.config.method},
                             {"label", r.config.label()},
-                            {"layer", r.config.method == "none" ? nlohmann::json(nullptr) : nlohmann::json(r.config.layer)},
+                            {"layer", r.config.method == "none" ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(r.config.layer)},
                             {"budget", r.budget},
                             {"kept", r.kept},
                             {"pivots_image", r.config.pivots_image},
@@ -357,27 +357,27 @@ int run_bench(const BenchArgs& a) {
 
     std::ostringstream out;
     if (a.output == "json") {
-        nlohmann::json j = meta;
-        j["results"] = nlohmann::json::array();
+        nlohmann::ordered_json j = meta;
+        j["results"] = nlohmann::ordered_json::array();
         for (const Row& r : rows) j["results"].push_back(row_json(r));
         out << j.dump(1) << "\n";
     } else if (a.output == "jsonl") {
         for (const Row& r : rows) {
-            nlohmann::json j = row_json(r);
+            nlohmann::ordered_json j = row_json(r);
             for (auto it = meta.begin(); it != meta.end(); ++it) j[it.key()] = it.value();
             out << j.dump() << "\n";
         }
     } else if (a.output == "csv") {
         std::vector<std::string> keys;
         for (const Row& r : rows) {
-            const nlohmann::json j = row_json(r);
+            const nlohmann::ordered_json j = row_json(r);
             for (auto it = j.begin(); it != j.end(); ++it)
                 if (std::find(keys.begin(), keys.end(), it.key()) == keys.end()) keys.push_back(it.key());
         }
         for (size_t i = 0; i < keys.size(); ++i) out << (i ? "," : "") << keys[i];
         out << "\n";
         for (const Row& r : rows) {
-            const nlohmann::json j = row_json(r);
+            const nlohmann::ordered_json j = row_json(r);
             for (size_t i = 0; i < keys.size(); ++i) {
                 out << (i ? "," : "");
                 if (j.contains(keys[i]) && !j[keys[i]].is_null())
