@@ -113,9 +113,11 @@ int cmd_run(const RunArgs& a) {
     for (const dl::PruneConfig& c : configs) {
         runs.push_back(session.run(c, a.n_predict, {}, nullptr, !a.no_cache));
         const dl::MethodRun& r = runs.back();
-        if (configs.size() > 1) std::printf("[%s] ", c.label().c_str());
-        std::printf("%s\n", r.text.c_str());
-        std::fflush(stdout);
+        // With --json - stdout carries only the JSON; the answers then go to stderr.
+        FILE* answers = a.json_path == "-" ? stderr : stdout;
+        if (configs.size() > 1) std::fprintf(answers, "[%s] ", c.label().c_str());
+        std::fprintf(answers, "%s\n", r.text.c_str());
+        std::fflush(answers);
         std::fprintf(stderr,
                      "%s: kept %d/%d image tokens (budget %d) | vision %.1f ms, prefill %.1f ms, "
                      "decode %.1f ms (%zu tokens), total %.1f ms\n",

@@ -78,6 +78,15 @@ TEST(Cli, RunWritesContractJson) {
     if (!j["output_ids"].empty()) EXPECT_EQ(logits.argmax().item<int64_t>(), j["output_ids"][0].get<int64_t>());
 }
 
+TEST(Cli, JsonToStdoutIsPureJson) {
+    std::string out;
+    const std::string cmd = "(" + cli() + " run -m " + model_dir() + " --image " + sample_image() +
+                            " -p 'Describe it.' -n 2 --compare none,dart --keep 4 --json - 2>/dev/null)";
+    ASSERT_EQ(dltest::run_command(cmd, &out), 0) << out;
+    nlohmann::json j = nlohmann::json::parse(out);  // throws (fails) if answers were mixed in
+    EXPECT_EQ(j["runs"].size(), 2u);
+}
+
 TEST(Cli, CompareWritesRunsAndExports) {
     const std::string dir = dltest::scratch_dir("cli-compare");
     std::string out;
