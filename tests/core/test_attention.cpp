@@ -75,7 +75,11 @@ const Case kCases[] = {
     {4, 4, 5, 5, 8, true},    // MHA prefill
     {4, 1, 6, 6, 8, true},    // MQA
     {4, 2, 5, 8, 16, false},  // no mask, Sq != Sk
-    {4, 4, 17, 17, 16, false} // CLIP-like
+    {4, 4, 17, 17, 16, false}, // CLIP-like
+    // Longer than the fused path's 128-row query blocks: several blocks plus a remainder.
+    {4, 2, 300, 300, 16, true},  // prefill across 3 blocks
+    {4, 2, 150, 300, 16, true},  // chunk of 150 appended to 150 cached entries
+    {4, 2, 257, 257, 8, false},  // unmasked, 3 blocks
 };
 
 }  // namespace
