@@ -18,6 +18,7 @@
 #include "core/common.h"
 #include "core/export.h"
 #include "core/make_model.h"
+#include "core/npy.h"
 #include "core/overlay.h"
 #include "core/report.h"
 
@@ -53,24 +54,6 @@ void write_text(const std::string& path, const std::string& text) {
     }
     std::ofstream f(path, std::ios::binary);
     f << text << "\n";
-    if (!f) throw dl::Error(dl::str_cat(path, ": cannot write"));
-}
-
-// 1-D float32 .npy writer (header format: numpy's NEP-1, version 1.0).
-void write_npy_f32(const std::string& path, const std::vector<float>& v) {
-    std::ostringstream header;
-    header << "{'descr': '<f4', 'fortran_order': False, 'shape': (" << v.size() << ",), }";
-    std::string h = header.str();
-    const size_t total = 10 + h.size() + 1;
-    h.append((64 - total % 64) % 64, ' ');
-    h.push_back('\n');
-    std::ofstream f(path, std::ios::binary);
-    f.write("\x93NUMPY\x01\x00", 8);
-    const uint16_t len = static_cast<uint16_t>(h.size());
-    f.put(char(len & 0xff));
-    f.put(char(len >> 8));
-    f.write(h.data(), std::streamsize(h.size()));
-    f.write(reinterpret_cast<const char*>(v.data()), std::streamsize(v.size() * sizeof(float)));
     if (!f) throw dl::Error(dl::str_cat(path, ": cannot write"));
 }
 
@@ -130,7 +113,10 @@ int cmd_run(const RunArgs& a) {
                      info.dir.c_str());
     const std::string report = dl::report_json(info, prompt, session.geometry(), runs, a.prompt);
     if (!a.json_path.empty()) write_text(a.json_path, report);
-    if (!a.logits_path.empty()) write_npy_f32(a.logits_path, runs.front().prompt_logits);
+    if (!a.logits_path.empty()) {
+        std::vector<float> logits = runs.front().prompt_logits;
+        dl::npy_save(a.logits_path, at::from_blob(logits.data(), {int64_t(logits.size())}, at::kFloat));
+    }
     if (!a.export_dir.empty()) {
         dl::ExportRequest ex;
         ex.dir = a.export_dir;

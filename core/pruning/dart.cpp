@@ -102,11 +102,8 @@ public:
         const int s0 = in.image_start, n = in.num_image;
         const int text_begin = s0 + n, n_text = in.seq_len - text_begin;
         Selection sel;
+        sel.result = prune_new_result("dart", in, c);
         PruningResult& r = sel.result;
-        r.method = "dart";
-        r.layer = c.layer;
-        r.num_image_tokens = n;
-        r.budget = c.budget_for(n);
         prune_fill_token_scores(in, c, r);
         if (n == 0) {
             sel.keep = prune_build_keep(in, {}, r);

@@ -28,11 +28,8 @@ public:
                                 "' is required for fastv_score=", config.fastv_score));
         }
         Selection sel;
+        sel.result = prune_new_result("fastv", in, config);
         PruningResult& r = sel.result;
-        r.method = "fastv";
-        r.layer = config.layer;
-        r.num_image_tokens = in.num_image;
-        r.budget = config.budget_for(in.num_image);
         prune_fill_token_scores(in, config, r);  // fills fastv_score [N] (and key_l1 if keys given)
         std::vector<int> kept = prune_topk(r.fastv_score, r.budget, /*largest=*/true);
         sel.keep = prune_build_keep(in, std::move(kept), r);

@@ -13,11 +13,8 @@ public:
         const auto t0 = std::chrono::steady_clock::now();
         prune_check_inputs(in, "none");
         Selection sel;
+        sel.result = prune_new_result("none", in, config);
         PruningResult& r = sel.result;
-        r.method = "none";
-        r.layer = config.layer;
-        r.num_image_tokens = in.num_image;
-        r.budget = in.num_image;
         std::vector<int> all(size_t(in.num_image));
         for (int i = 0; i < in.num_image; i++) all[size_t(i)] = i;
         sel.keep = prune_build_keep(in, std::move(all), r);

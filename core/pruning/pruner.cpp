@@ -163,6 +163,15 @@ void prune_fill_token_scores(const PruneInputs& in, const PruneConfig& config, P
     if (attn.defined()) result.fastv_score = prune_to_vector(attn.slice(0, s0, s0 + n));
 }
 
+PruningResult prune_new_result(const char* method, const PruneInputs& in, const PruneConfig& config) {
+    PruningResult r;
+    r.method = method;
+    r.layer = config.layer;
+    r.num_image_tokens = in.num_image;
+    r.budget = std::string(method) == "none" ? in.num_image : config.budget_for(in.num_image);
+    return r;
+}
+
 double prune_elapsed_ms(std::chrono::steady_clock::time_point start) {
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
 }

@@ -81,6 +81,8 @@ std::vector<int64_t> prune_build_keep(const PruneInputs& in, std::vector<int> ke
 // Fills result.key_l1 (when keys are given) and result.fastv_score (from attn_last or attn_mean per
 // config.fastv_score, when given) for the image span: the per-token numbers every method can show.
 void prune_fill_token_scores(const PruneInputs& in, const PruneConfig& config, PruningResult& result);
+// A result with method, layer, N and the nominal budget filled in (what every method starts from).
+PruningResult prune_new_result(const char* method, const PruneInputs& in, const PruneConfig& config);
 // Milliseconds since `start` (steady clock).
 double prune_elapsed_ms(std::chrono::steady_clock::time_point start);
 

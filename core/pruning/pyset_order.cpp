@@ -17,24 +17,9 @@ struct pyset_slot {
     uint64_t hash = 0;
 };
 
-// First free slot for `hash` in `table` (mask = size - 1), following CPython's probe sequence.
-// The caller has already checked that the key is not present.
-uint64_t pyset_find_free(const std::vector<pyset_slot>& table, uint64_t hash) {
-    const uint64_t mask = table.size() - 1;
-    uint64_t perturb = hash;
-    uint64_t i = hash & mask;
-    while (true) {
-        const uint64_t probes = (i + pyset_linear_probes <= mask) ? pyset_linear_probes : 0;
-        for (uint64_t j = 0; j <= probes; j++) {
-            if (!table[i + j].used) return i + j;
-        }
-        perturb >>= pyset_perturb_shift;
-        i = (i * 5 + 1 + perturb) & mask;
-    }
-}
-
-// True when `key` is already in the table (same probe sequence, stops at the first empty slot).
-bool pyset_contains(const std::vector<pyset_slot>& table, int64_t key, uint64_t hash) {
+// CPython's probe sequence for `hash` (mask = size - 1): returns the slot holding `key`, or the
+// first free slot on the way, where set_add_entry would insert it (no deletions, so no dummies).
+uint64_t pyset_probe(const std::vector<pyset_slot>& table, int64_t key, uint64_t hash, bool* found) {
     const uint64_t mask = table.size() - 1;
     uint64_t perturb = hash;
     uint64_t i = hash & mask;
@@ -42,8 +27,10 @@ bool pyset_contains(const std::vector<pyset_slot>& table, int64_t key, uint64_t 
         const uint64_t probes = (i + pyset_linear_probes <= mask) ? pyset_linear_probes : 0;
         for (uint64_t j = 0; j <= probes; j++) {
             const pyset_slot& s = table[i + j];
-            if (!s.used) return false;
-            if (s.hash == hash && s.key == key) return true;
+            if (!s.used || (s.hash == hash && s.key == key)) {
+                *found = s.used;
+                return i + j;
+            }
         }
         perturb >>= pyset_perturb_shift;
         i = (i * 5 + 1 + perturb) & mask;
@@ -56,8 +43,9 @@ std::vector<pyset_slot> pyset_resize(const std::vector<pyset_slot>& old, int64_t
     uint64_t size = pyset_min_size;
     while (size <= uint64_t(min_used)) size <<= 1;
     std::vector<pyset_slot> table(size);
+    bool found = false;
     for (const pyset_slot& s : old) {
-        if (s.used) table[pyset_find_free(table, s.hash)] = s;
+        if (s.used) table[pyset_probe(table, s.key, s.hash, &found)] = s;
     }
     return table;
 }
@@ -78,8 +66,10 @@ std::vector<int64_t> pyset_iteration_order(const std::vector<int64_t>& values) {
     int64_t used = 0;  // no deletions, so fill == used
     for (int64_t v : values) {
         const uint64_t h = pyset_int_hash(v);
-        if (pyset_contains(table, v, h)) continue;
-        table[pyset_find_free(table, h)] = pyset_slot{true, v, h};
+        bool found = false;
+        const uint64_t slot = pyset_probe(table, v, h, &found);
+        if (found) continue;
+        table[slot] = pyset_slot{true, v, h};
         used++;
         const uint64_t mask = table.size() - 1;
         if (uint64_t(used) * 5 >= mask * 3) {

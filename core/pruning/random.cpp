@@ -13,11 +13,8 @@ public:
         const auto t0 = std::chrono::steady_clock::now();
         prune_check_inputs(in, "random");
         Selection sel;
+        sel.result = prune_new_result("random", in, config);
         PruningResult& r = sel.result;
-        r.method = "random";
-        r.layer = config.layer;
-        r.num_image_tokens = in.num_image;
-        r.budget = config.budget_for(in.num_image);
         std::vector<int> kept = prune_random_choice(in.num_image, r.budget, config.seed);
         sel.keep = prune_build_keep(in, std::move(kept), r);
         prune_fill_token_scores(in, config, r);

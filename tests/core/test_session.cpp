@@ -163,7 +163,6 @@ TEST_F(Fixture, PrunedCacheDecodeEqualsRecompute) {
         dl::PreprocessorConfig pre = dl::PreprocessorConfig::from_file(tiny_model() + "/preprocessor_config.json");
         dl::PreprocessedImage img = dl::preprocess_image(rgb, pre, "", model.config().vision.patch_size);
         at::Tensor feats = model.encode_image(img.pixel_values);
-        std::vector<int> ids = run.output_ids.empty() ? std::vector<int>{} : std::vector<int>{};
         std::vector<int> prompt_ids = prompt.prompt_ids;
         const int s0 = prompt.image_span_start;
         prompt_ids[size_t(s0)] = 0;
