@@ -4,6 +4,7 @@
 //   run         answer a question about an image, optionally with pruning or several methods
 //   make-model  write a random-weight LLaVA in the exact llava-hf layout (tests, demo, benchmarks)
 //   bench       llama-bench-style sweeps of methods, budgets and layers
+//   tokenize    the prompt tokenizer alone: text -> ids (tests/hf compares it with Hugging Face's)
 // Flags follow llama.cpp (-m DIR --image F -p TEXT -n N -t THREADS). Errors print one line to
 // stderr and exit with status 1.
 #include <CLI/CLI.hpp>
@@ -21,12 +22,15 @@
 #include "core/npy.h"
 #include "core/overlay.h"
 #include "core/report.h"
+#include "core/tokenizer.h"
+
+#include <nlohmann/json.hpp>
 
 namespace {
 
 struct RunArgs {
     std::string model_dir, image, prompt, templ = "llava_v1", device = "auto", dtype = "auto";
-    std::string preprocess = "auto", json_path, logits_path, export_dir, compare;
+    std::string preprocess = "auto", json_path, logits_path, pixels_path, export_dir, compare;
     int n_predict = 64, threads = 0;
     bool overwrite = false, no_cache = false;
     dl::PruneConfig prune;
@@ -44,6 +48,9 @@ void add_prune_flags(CLI::App* cmd, dl::PruneConfig& p) {
         ->default_val("k-norm-max");
     cmd->add_option("--pivot-order", p.pivot_order, "reference|score")->default_val("reference");
     cmd->add_option("--fastv-score", p.fastv_score, "last|mean")->default_val("last");
+    cmd->add_option("--dart-scores", p.dart_scores,
+                    "compute (DART's norms/cosines in the model's dtype, as the reference) | f32")
+        ->default_val("compute");
     cmd->add_option("--seed", p.seed, "seed for random pruning / random pivots")->default_val(0);
 }
 
@@ -117,6 +124,11 @@ int cmd_run(const RunArgs& a) {
         std::vector<float> logits = runs.front().prompt_logits;
         dl::npy_save(a.logits_path, at::from_blob(logits.data(), {int64_t(logits.size())}, at::kFloat));
     }
+    if (!a.pixels_path.empty()) {
+        std::vector<int64_t> shape;
+        std::vector<float> pixels = session.pixel_values(&shape);
+        dl::npy_save(a.pixels_path, at::from_blob(pixels.data(), shape, at::kFloat));
+    }
     if (!a.export_dir.empty()) {
         dl::ExportRequest ex;
         ex.dir = a.export_dir;
@@ -128,6 +140,79 @@ int cmd_run(const RunArgs& a) {
         ex.report_json = report;
         for (const std::string& p : dl::export_all(ex)) std::fprintf(stderr, "wrote %s\n", p.c_str());
     }
+    return 0;
+}
+
+struct TokenizeArgs {
+    std::string model_dir, text, file;
+    bool text_given = false, json = false, jsonl = false, no_bos = false;
+};
+
+// Whether Hugging Face's tokenizer would put BOS in front: tokenizer_config.json's add_bos_token
+// (LlamaTokenizer's default, and llava-hf's value, is true).
+bool tokenizer_adds_bos(const std::string& model_dir) {
+    std::ifstream f(model_dir + "/tokenizer_config.json");
+    if (!f) return true;
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(f);
+    } catch (const std::exception& e) {
+        throw dl::Error(dl::str_cat(model_dir, "/tokenizer_config.json: invalid JSON: ", e.what()));
+    }
+    if (j.is_object() && j.contains("add_bos_token") && j["add_bos_token"].is_boolean())
+        return j["add_bos_token"].get<bool>();
+    return true;
+}
+
+// Plain SentencePiece encoding of each text (added tokens such as "<image>" are not split out, as
+// in the prompt's text segments), with BOS in front as HF's tokenizer(text).input_ids has it.
+int cmd_tokenize(const TokenizeArgs& a) {
+    const dl::Tokenizer tok = dl::Tokenizer::load(a.model_dir);
+    const bool bos = !a.no_bos && tokenizer_adds_bos(a.model_dir) && tok.bos_id() >= 0;
+    std::vector<std::string> texts;
+    if (a.text_given) {
+        texts.push_back(a.text);
+    } else {
+        std::ifstream f(a.file, std::ios::binary);
+        if (!f) throw dl::Error(dl::str_cat(a.file, ": cannot open"));
+        std::ostringstream ss;
+        ss << f.rdbuf();
+        if (!a.jsonl) {
+            texts.push_back(ss.str());
+        } else {
+            std::istringstream lines(ss.str());
+            std::string line;
+            int n = 0;
+            while (std::getline(lines, line)) {
+                ++n;
+                if (line.empty()) continue;
+                nlohmann::json v;
+                try {
+                    v = nlohmann::json::parse(line);
+                } catch (const std::exception& e) {
+                    throw dl::Error(dl::str_cat(a.file, ":", n, ": invalid JSON: ", e.what()));
+                }
+                if (!v.is_string()) throw dl::Error(dl::str_cat(a.file, ":", n, ": expected a JSON string"));
+                texts.push_back(v.get<std::string>());
+            }
+        }
+    }
+    for (const std::string& text : texts) {
+        std::vector<int> ids;
+        if (bos) ids.push_back(tok.bos_id());
+        const std::vector<int> body = tok.encode(text);
+        ids.insert(ids.end(), body.begin(), body.end());
+        if (a.json || a.jsonl) {
+            nlohmann::json pieces = nlohmann::json::array();
+            for (int id : ids) pieces.push_back(tok.piece(id));
+            nlohmann::json j = {{"ids", ids}, {"pieces", pieces}};
+            std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+        } else {
+            for (size_t i = 0; i < ids.size(); ++i) std::cout << (i ? " " : "") << ids[i];
+            std::cout << "\n";
+        }
+    }
+    std::cout.flush();
     return 0;
 }
 
@@ -150,6 +235,7 @@ int main(int argc, char** argv) {
     run->add_option("-t,--threads", ra.threads, "threads (0 = all cores)")->default_val(0);
     run->add_option("--json", ra.json_path, "write the JSON report to PATH (- for stdout)");
     run->add_option("--dump-logits", ra.logits_path, "write last-prompt-position logits as float32 .npy");
+    run->add_option("--dump-pixels", ra.pixels_path, "write the preprocessed image [1,3,H,W] as float32 .npy");
     run->add_option("--compare", ra.compare, "comma list of methods sharing one prefix, e.g. dart,fastv,none");
     run->add_option("--export", ra.export_dir, "write overlays, composite, report.json, figures.csv to DIR");
     run->add_flag("--overwrite", ra.overwrite, "let --export replace existing files");
@@ -190,6 +276,17 @@ int main(int argc, char** argv) {
     bench->add_flag("!--no-gemm-peak", ba.gemm_peak, "skip the GEMM reference measurement");
     bench->add_flag("!--no-prefix-cache", ba.prefix_cache, "skip the prefix-cache re-run measurement");
 
+    TokenizeArgs ta;
+    CLI::App* tokenize = app.add_subcommand("tokenize", "print the token ids of a text (BOS first, as HF's tokenizer)");
+    tokenize->add_option("-m,--model", ta.model_dir, "model directory (tokenizer.model and HF's added-token files)")
+        ->required();
+    CLI::Option* text_opt = tokenize->add_option("-p,--prompt", ta.text, "the text");
+    CLI::Option* file_opt = tokenize->add_option("--file", ta.file, "read the text from a file (bytes as they are)");
+    text_opt->excludes(file_opt);
+    tokenize->add_flag("--jsonl", ta.jsonl, "--file holds one JSON string per line; one JSON object per line out");
+    tokenize->add_flag("--json", ta.json, "print {\"ids\": [...], \"pieces\": [...]}");
+    tokenize->add_flag("--no-bos", ta.no_bos, "omit BOS even when tokenizer_config.json's add_bos_token is true");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -204,6 +301,12 @@ int main(int argc, char** argv) {
             return 0;
         }
         if (bench->parsed()) return dl::run_bench(ba);
+        if (tokenize->parsed()) {
+            ta.text_given = text_opt->count() > 0;
+            if (!ta.text_given && file_opt->count() == 0) throw dl::Error("tokenize: give -p TEXT or --file F");
+            if (ta.jsonl && ta.text_given) throw dl::Error("tokenize: --jsonl needs --file");
+            return cmd_tokenize(ta);
+        }
     } catch (const dl::Cancelled&) {
         std::fprintf(stderr, "error: cancelled\n");
         return 1;

@@ -49,6 +49,7 @@ std::string PruneConfig::label() const {
         if (pivots_image != 4 || pivots_text != 4) os << " P=" << pivots_image << "+" << pivots_text;
         if (pivot_criterion != "k-norm-max") os << " " << pivot_criterion;
         if (pivot_order != "reference") os << " order=" << pivot_order;
+        if (dart_scores != "compute") os << " scores=" << dart_scores;
     }
     if (method == "fastv" && fastv_score != "last") os << " score=" << fastv_score;
     if (method == "random") os << " seed=" << seed;

@@ -29,7 +29,7 @@ struct ModelInfo {
     std::string weight_dtype;     // dtype stored in the safetensors files ("F16", "BF16", "F32")
     std::string compute_dtype;    // "f32" | "bf16" | "f16"
     std::string device;           // "cpu" | "cuda:0" ...
-    std::string layout;           // "llava-hf" | "transformers>=4.52" | "original-llava"
+    std::string layout;           // "llava-hf" | "transformers>=4.52" | "original-llava" | "transformers>=5"
     int64_t weight_bytes = 0;     // bytes of tensor data in the checkpoint
     int64_t num_parameters = 0;
     int threads = 1;
@@ -75,6 +75,9 @@ struct PruneConfig {
                                                  // attn-max|attn-min|random
     std::string pivot_order = "reference";       // reference (CPython set order) | score
     std::string fastv_score = "last";            // last (code) | mean (paper)
+    std::string dart_scores = "compute";         // DART's key norms and cosines: compute (rounded to
+                                                 // the model's dtype, as the reference's f16 on a
+                                                 // GPU) | f32 (ranked in float32)
     uint64_t seed = 0;                           // random method / random pivots
 
     // Nominal budget for an image span of n tokens (B from keep or ratio; all when neither).
@@ -119,6 +122,8 @@ struct MethodRun {
     std::string text;
     Timing timing_ms;
     int64_t kv_cache_bytes = 0;     // bytes held by the KV cache at the end of the run
+    int64_t kv_cache_allocated_bytes = 0;  // bytes of its buffers: each layer sized for what it
+                                           // holds (layers >= K: kept + new tokens)
     int prefill_tokens_after = 0;   // sequence length seen by layers >= K
     double prefill_flops = 0;       // analytic FLOPs of this run's prefill
     double decode_flops_per_token = 0;
@@ -171,6 +176,9 @@ public:
     PromptInfo prepare(const RunRequest& request, const ProgressFn& progress = {},
                        const std::atomic<bool>* cancel = nullptr);
     ImageGeometry geometry() const;
+    // The prepared image as the vision tower sees it: float32 [1,3,H,W] values (C order) and
+    // their shape, after resize/crop or pad and CLIP normalisation. Empty before prepare().
+    std::vector<float> pixel_values(std::vector<int64_t>* shape = nullptr) const;
 
     // Selection only (no generation), from the prefix cache: what the overlay needs, fast.
     PruningResult preview(const PruneConfig& config);

@@ -97,7 +97,7 @@ double gemm_reference_gflops(const LlavaConfig& c, int64_t seq, at::ScalarType d
         at::linear(x, wg);
         at::linear(x, wg);
         at::linear(h, wd);
-        if (device.is_cuda()) torch::cuda::synchronize();
+        if (device.is_cuda()) torch::cuda::synchronize(device.index() < 0 ? -1 : device.index());
     };
     once();
     std::vector<double> rates;

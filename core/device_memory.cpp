@@ -5,11 +5,12 @@
 
 #include <ATen/ATen.h>
 
-#if defined(__has_include)
-#if __has_include(<c10/cuda/CUDACachingAllocator.h>) && __has_include(<cuda_runtime_api.h>)
+// DARTLENS_WITH_CUDA comes from CMake when the LibTorch found was built with CUDA (its torch_cuda
+// target exists). Header probing is not enough: Debian's CPU LibTorch ships c10/cuda headers that
+// do not compile, and a CUDA toolkit may sit on the include path.
+#if defined(DARTLENS_WITH_CUDA) && DARTLENS_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
 #define DARTLENS_HAVE_CUDA_ALLOCATOR 1
-#endif
 #endif
 
 namespace dl {

@@ -24,7 +24,10 @@ GreedyResult decode_greedy(const LlavaModel& model, KVCache& cache, const at::Te
     at::Tensor logits = first_logits;
     for (int step = 0; step < max_new_tokens; ++step) {
         if (cancel && cancel->load()) throw Cancelled();
-        const int token = argmax_token(logits);
+        // The argmax stays on the device for the next step; reading it is the one host
+        // synchronisation per decoded token.
+        const at::Tensor token_dev = logits.reshape({-1}).argmax().reshape({1});
+        const int token = int(token_dev.item<int64_t>());
         if (keep_logits) r.step_logits.push_back(logits.to(at::kCPU));
         if (is_eos(token, eos_ids)) {
             r.stopped_at_eos = true;
@@ -33,7 +36,7 @@ GreedyResult decode_greedy(const LlavaModel& model, KVCache& cache, const at::Te
         r.tokens.push_back(token);
         if (on_token) on_token(step, token);
         if (step + 1 == max_new_tokens) break;  // no logits needed after the last token
-        logits = model.step(token, next_position + step, cache, cancel);
+        logits = model.step(token_dev, next_position + step, cache, cancel);
     }
     return r;
 }

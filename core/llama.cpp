@@ -14,24 +14,43 @@ namespace dl {
 
 // --- KV cache -----------------------------------------------------------------------------------
 
-KVCache::KVCache(int num_layers, int64_t num_kv_heads, int64_t head_dim, int64_t cap,
-                 at::ScalarType dtype, at::Device device) {
-    if (num_layers <= 0 || num_kv_heads <= 0 || head_dim <= 0 || cap < 0)
-        throw Error(str_cat("KVCache: bad geometry layers=", num_layers, " kv_heads=", num_kv_heads,
-                            " head_dim=", head_dim, " capacity=", cap));
-    capacity = std::max<int64_t>(cap, 1);
-    auto opts = at::TensorOptions().dtype(dtype).device(device);
-    for (int l = 0; l < num_layers; ++l) {
-        k.push_back(at::empty({num_kv_heads, capacity, head_dim}, opts));
-        v.push_back(at::empty({num_kv_heads, capacity, head_dim}, opts));
-    }
-    len.assign(num_layers, 0);
+KVCache::KVCache(int num_layers, int64_t num_kv_heads, int64_t head_dim, int64_t capacity,
+                 at::ScalarType dtype, at::Device device)
+    : KVCache(num_kv_heads, head_dim,
+              std::vector<int64_t>(size_t(std::max(num_layers, 0)), std::max<int64_t>(capacity, 1)), dtype,
+              device) {
+    if (num_layers <= 0 || capacity < 0)
+        throw Error(str_cat("KVCache: bad geometry layers=", num_layers, " capacity=", capacity));
 }
 
-KVCache KVCache::for_model(const LlavaConfig& config, const LlavaWeights& weights, int64_t cap) {
+KVCache::KVCache(int64_t num_kv_heads, int64_t head_dim, const std::vector<int64_t>& capacities,
+                 at::ScalarType dtype, at::Device device)
+    : kv_heads_(num_kv_heads), head_dim_(head_dim), options_(at::TensorOptions().dtype(dtype).device(device)) {
+    if (capacities.empty() || num_kv_heads <= 0 || head_dim <= 0)
+        throw Error(str_cat("KVCache: bad geometry layers=", capacities.size(), " kv_heads=", num_kv_heads,
+                            " head_dim=", head_dim));
+    for (int64_t c : capacities) {
+        if (c < 0) throw Error(str_cat("KVCache: negative capacity ", c));
+        k.push_back(at::empty({num_kv_heads, c, head_dim}, options_));
+        v.push_back(at::empty({num_kv_heads, c, head_dim}, options_));
+    }
+    cap = capacities;
+    len.assign(capacities.size(), 0);
+}
+
+KVCache KVCache::for_model(const LlavaConfig& config, const LlavaWeights& weights, int64_t capacity) {
+    return for_model(config, weights,
+                     std::vector<int64_t>(size_t(config.text.num_hidden_layers), std::max<int64_t>(capacity, 1)));
+}
+
+KVCache KVCache::for_model(const LlavaConfig& config, const LlavaWeights& weights,
+                           const std::vector<int64_t>& capacities) {
+    if (int(capacities.size()) != config.text.num_hidden_layers)
+        throw Error(str_cat("KVCache: ", capacities.size(), " capacities for ", config.text.num_hidden_layers,
+                            " layers"));
     const at::Tensor& ref = weights.text.layers.at(0).k_w;
-    return KVCache(config.text.num_hidden_layers, config.text.num_key_value_heads,
-                   config.text.head_dim(), cap, ref.scalar_type(), ref.device());
+    return KVCache(config.text.num_key_value_heads, config.text.head_dim(), capacities, ref.scalar_type(),
+                   ref.device());
 }
 
 static void check_layer(const KVCache& c, int layer) {
@@ -39,19 +58,28 @@ static void check_layer(const KVCache& c, int layer) {
         throw Error(str_cat("KVCache: layer ", layer, " outside 0..", c.num_layers() - 1));
 }
 
+int64_t KVCache::capacity(int layer) const {
+    check_layer(*this, layer);
+    return cap[size_t(layer)];
+}
+
 void KVCache::reserve(int64_t new_capacity) {
-    if (new_capacity <= capacity) return;
-    for (size_t l = 0; l < k.size(); ++l) {
-        at::Tensor nk = at::empty({k[l].size(0), new_capacity, k[l].size(2)}, k[l].options());
-        at::Tensor nv = at::empty({v[l].size(0), new_capacity, v[l].size(2)}, v[l].options());
-        if (len[l] > 0) {
-            nk.narrow(1, 0, len[l]).copy_(k[l].narrow(1, 0, len[l]));
-            nv.narrow(1, 0, len[l]).copy_(v[l].narrow(1, 0, len[l]));
-        }
-        k[l] = nk;
-        v[l] = nv;
+    for (int l = 0; l < num_layers(); ++l) reserve_layer(l, new_capacity);
+}
+
+void KVCache::reserve_layer(int layer, int64_t new_capacity) {
+    check_layer(*this, layer);
+    const size_t l = size_t(layer);
+    if (new_capacity <= cap[l]) return;
+    at::Tensor nk = at::empty({kv_heads_, new_capacity, head_dim_}, options_);
+    at::Tensor nv = at::empty({kv_heads_, new_capacity, head_dim_}, options_);
+    if (len[l] > 0) {
+        nk.narrow(1, 0, len[l]).copy_(k[l].narrow(1, 0, len[l]));
+        nv.narrow(1, 0, len[l]).copy_(v[l].narrow(1, 0, len[l]));
     }
-    capacity = new_capacity;
+    k[l] = nk;
+    v[l] = nv;
+    cap[l] = new_capacity;
 }
 
 int64_t KVCache::length(int layer) const {
@@ -76,7 +104,7 @@ void KVCache::append(int layer, const at::Tensor& k_new, const at::Tensor& v_new
         throw Error(str_cat("KVCache::append: layer ", layer, ": expected [", k[layer].size(0), ",n,",
                             k[layer].size(2), "] keys and values of the same shape"));
     const int64_t n = k_new.size(1);
-    if (len[layer] + n > capacity) reserve(std::max(2 * capacity, len[layer] + n));
+    if (len[layer] + n > cap[layer]) reserve_layer(layer, std::max(2 * cap[layer], len[layer] + n));
     k[layer].narrow(1, len[layer], n).copy_(k_new);
     v[layer].narrow(1, len[layer], n).copy_(v_new);
     len[layer] += n;
@@ -92,31 +120,34 @@ void KVCache::truncate(int layer, int64_t n) {
 void KVCache::clear() { std::fill(len.begin(), len.end(), 0); }
 
 KVCache KVCache::clone() const {
-    KVCache c;
-    c.capacity = capacity;
-    c.len = len;
+    KVCache c = *this;  // shares the buffers; replace them with copies
     for (size_t l = 0; l < k.size(); ++l) {
-        c.k.push_back(k[l].clone());
-        c.v.push_back(v[l].clone());
+        c.k[l] = k[l].clone();
+        c.v[l] = v[l].clone();
     }
     return c;
 }
 
 void KVCache::copy_prefix_from(const KVCache& other, int layer_begin, int layer_end) {
-    if (k.empty()) {  // take the other's geometry
-        capacity = other.capacity;
+    if (k.empty()) {  // take the other's geometry, with no room yet
+        kv_heads_ = other.kv_heads_;
+        head_dim_ = other.head_dim_;
+        options_ = other.options_;
+        cap.assign(other.len.size(), 0);
         len.assign(other.len.size(), 0);
         for (size_t l = 0; l < other.k.size(); ++l) {
-            k.push_back(at::empty_like(other.k[l]));
-            v.push_back(at::empty_like(other.v[l]));
+            k.push_back(at::empty({kv_heads_, 0, head_dim_}, options_));
+            v.push_back(at::empty({kv_heads_, 0, head_dim_}, options_));
         }
     }
-    if (other.num_layers() != num_layers() || layer_begin < 0 || layer_end > num_layers())
-        throw Error(str_cat("KVCache::copy_prefix_from: layers [", layer_begin, ",", layer_end,
-                            ") of a ", other.num_layers(), "-layer cache into a ", num_layers(), "-layer one"));
+    if (other.num_layers() != num_layers() || layer_begin < 0 || layer_end > num_layers() ||
+        other.kv_heads_ != kv_heads_ || other.head_dim_ != head_dim_)
+        throw Error(str_cat("KVCache::copy_prefix_from: layers [", layer_begin, ",", layer_end, ") of a ",
+                            other.num_layers(), "-layer cache (", other.kv_heads_, "x", other.head_dim_,
+                            ") into a ", num_layers(), "-layer one (", kv_heads_, "x", head_dim_, ")"));
     for (int l = layer_begin; l < layer_end; ++l) {
         const int64_t n = other.len[l];
-        if (n > capacity) reserve(std::max(2 * capacity, n));
+        reserve_layer(l, n);
         if (n > 0) {
             k[l].narrow(1, 0, n).copy_(other.k[l].narrow(1, 0, n));
             v[l].narrow(1, 0, n).copy_(other.v[l].narrow(1, 0, n));
@@ -184,7 +215,7 @@ static RopeTable rope_table(const TextConfig& config, int64_t needed, at::Scalar
 }
 
 void rope_cos_sin(const TextConfig& config, const at::Tensor& positions, at::ScalarType dtype,
-                  at::Device device, at::Tensor& cos, at::Tensor& sin) {
+                  at::Device device, at::Tensor& cos, at::Tensor& sin, int64_t max_position) {
     if (positions.dim() != 1) throw Error("rope_cos_sin: positions must be [R] int64");
     if (positions.numel() == 0) {
         cos = at::empty({0, config.head_dim()}, at::TensorOptions().dtype(dtype).device(device));
@@ -192,8 +223,11 @@ void rope_cos_sin(const TextConfig& config, const at::Tensor& positions, at::Sca
         return;
     }
     at::Tensor pos = positions.to(at::kLong);
-    const int64_t max_pos = pos.max().item<int64_t>();
-    if (pos.min().item<int64_t>() < 0) throw Error("rope_cos_sin: negative position id");
+    int64_t max_pos = max_position;
+    if (max_pos < 0) {
+        max_pos = pos.max().item<int64_t>();
+        if (pos.min().item<int64_t>() < 0) throw Error("rope_cos_sin: negative position id");
+    }
     RopeTable t = rope_table(config, max_pos + 1, dtype, device);
     pos = pos.to(device);
     cos = t.cos.index_select(0, pos);  // [R, D]
@@ -275,7 +309,7 @@ at::Tensor llama_layer(const LlavaWeights& weights, const LlavaConfig& config, i
 
 void run_layers(const LlavaWeights& weights, const LlavaConfig& config, at::Tensor& x,
                 const at::Tensor& position_ids, KVCache& cache, int layer_begin, int layer_end,
-                const std::atomic<bool>* cancel, std::vector<at::Tensor>* layer_inputs) {
+                const std::atomic<bool>* cancel, std::vector<at::Tensor>* layer_inputs, int64_t max_position) {
     if (x.dim() != 2 || x.size(1) != config.text.hidden_size)
         throw Error(str_cat("run_layers: x must be [S,", config.text.hidden_size, "]"));
     if (position_ids.dim() != 1 || position_ids.size(0) != x.size(0))
@@ -287,7 +321,7 @@ void run_layers(const LlavaWeights& weights, const LlavaConfig& config, at::Tens
         throw Error(str_cat("run_layers: cache has ", cache.num_layers(), " layers, model ",
                             weights.text.layers.size()));
     at::Tensor cos, sin;
-    rope_cos_sin(config.text, position_ids, x.scalar_type(), x.device(), cos, sin);
+    rope_cos_sin(config.text, position_ids, x.scalar_type(), x.device(), cos, sin, max_position);
     for (int l = layer_begin; l < layer_end; ++l) {
         if (cancel && cancel->load()) throw Cancelled();
         if (layer_inputs) layer_inputs->push_back(x);

@@ -7,6 +7,8 @@
 
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
+#include <c10/util/Exception.h>
+#include <torch/cuda.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -17,11 +19,37 @@
 
 namespace dl {
 
+// Number of usable CUDA devices, without LibTorch's multi-line "CUDA initialization" warning that
+// a CUDA build prints on a machine without a driver (the caller says it in one line).
+static int cuda_device_count_quiet() {
+#if DARTLENS_WITH_CUDA
+    struct Quiet : c10::WarningHandler {
+        void process(const c10::Warning&) override {}
+    } quiet;
+    c10::WarningUtils::WarningHandlerGuard guard(&quiet);
+    try {
+        return int(torch::cuda::device_count());
+    } catch (const std::exception&) {
+        return 0;
+    }
+#else
+    return 0;
+#endif
+}
+
 at::Device parse_device(const std::string& name) {
-    if (name.empty() || name == "auto") return at::hasCUDA() ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
+    if (name.empty() || name == "auto")
+        return cuda_device_count_quiet() > 0 ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
     if (name == "cpu") return at::Device(at::kCPU);
     if (name == "cuda" || name.rfind("cuda:", 0) == 0) {
-        if (!at::hasCUDA()) throw Error(str_cat("device '", name, "': this LibTorch build has no CUDA"));
+#if !DARTLENS_WITH_CUDA
+        throw Error(str_cat("device '", name, "': this build of DartLens uses a LibTorch without CUDA (",
+                            "build with scripts/setup.sh --torch pip for the CUDA one)"));
+#endif
+        const int count = cuda_device_count_quiet();
+        if (count == 0)
+            throw Error(str_cat("device '", name, "': no CUDA GPU found on this machine (the build has CUDA; ",
+                                "check the NVIDIA driver with nvidia-smi), use --device cpu"));
         int index = 0;
         if (name.size() > 5) {
             try {
@@ -32,6 +60,8 @@ at::Device parse_device(const std::string& name) {
                 throw Error(str_cat("device '", name, "': expected cuda:N"));
             }
         }
+        if (index >= count)
+            throw Error(str_cat("device '", name, "': this machine has ", count, " CUDA GPU", count == 1 ? "" : "s"));
         return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(index));
     }
     throw Error(str_cat("device '", name, "': expected auto, cpu, cuda or cuda:N"));
@@ -182,6 +212,10 @@ KVCache LlavaModel::new_cache(int64_t capacity) const {
     return KVCache::for_model(config_, weights_, capacity);
 }
 
+KVCache LlavaModel::new_cache(const std::vector<int64_t>& capacities) const {
+    return KVCache::for_model(config_, weights_, capacities);
+}
+
 at::Tensor LlavaModel::forward_last_logits(at::Tensor x, const at::Tensor& positions, KVCache& cache,
                                            const std::atomic<bool>* cancel) const {
     run_layers(weights_, config_, x, positions, cache, 0, config_.text.num_hidden_layers, cancel);
@@ -191,6 +225,16 @@ at::Tensor LlavaModel::forward_last_logits(at::Tensor x, const at::Tensor& posit
 at::Tensor LlavaModel::step(int token, int64_t position, KVCache& cache, const std::atomic<bool>* cancel) const {
     at::Tensor x = embed_tokens(std::vector<int>{token});
     return forward_last_logits(x, positions({position}), cache, cancel);
+}
+
+at::Tensor LlavaModel::step(const at::Tensor& token, int64_t position, KVCache& cache,
+                            const std::atomic<bool>* cancel) const {
+    if (token.numel() != 1) throw Error(str_cat("step: expected one token, got ", token.sizes()));
+    // The id comes from an argmax over the vocabulary rows, so it is in range by construction.
+    at::Tensor x = weights_.text.embed_tokens.index_select(0, token.reshape({1}).to(at::kLong));
+    at::Tensor pos = at::full({1}, position, at::TensorOptions().dtype(at::kLong).device(device_));
+    run_layers(weights_, config_, x, pos, cache, 0, config_.text.num_hidden_layers, cancel, nullptr, position);
+    return last_logits(weights_, config_, x);
 }
 
 at::Tensor LlavaModel::positions(const std::vector<int64_t>& pos) const {

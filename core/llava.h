@@ -53,11 +53,17 @@ public:
 
     // An empty cache for this model with room for `capacity` tokens.
     KVCache new_cache(int64_t capacity) const;
+    // One capacity per decoder layer (0: allocated on first use).
+    KVCache new_cache(const std::vector<int64_t>& capacities) const;
     // Runs every layer on x [S,d] at positions [S] (appending to `cache`) and returns the last
     // row's logits [V] float32.
     at::Tensor forward_last_logits(at::Tensor x, const at::Tensor& positions, KVCache& cache,
                                    const std::atomic<bool>* cancel = nullptr) const;
     // One decode step: token at `position` -> logits [V] float32.
+    // One decode step for a token that is already on the model's device ([1] int64, e.g. the
+    // argmax of the previous logits): no host synchronisation inside.
+    at::Tensor step(const at::Tensor& token, int64_t position, KVCache& cache,
+                    const std::atomic<bool>* cancel = nullptr) const;
     at::Tensor step(int token, int64_t position, KVCache& cache,
                     const std::atomic<bool>* cancel = nullptr) const;
     // int64 tensor of positions on the model's device.

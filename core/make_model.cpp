@@ -56,6 +56,15 @@ std::vector<MakeModelPreset> all_presets() {
     medium.text_vocab = 8192, medium.text_hidden = 1024, medium.text_intermediate = 2816, medium.text_layers = 12;
     medium.text_heads = 16, medium.text_kv_heads = 8, medium.max_positions = 4096, medium.dtype = "F16";
     out.push_back(medium);
+
+    // llava-1.5-7b-hf's exact geometry (CLIP ViT-L/14-336, 2-layer projector, Llama-2-7B: 4096
+    // wide, 32 layers, 32 heads, 11008 MLP, vocab 32064) with random F16 weights: ~7.1e9
+    // parameters, 14 GB on disk. For GPU benchmarks (scripts/gpu-check.sh), not for CPUs.
+    MakeModelPreset b7;
+    b7.name = "llava-1.5-7b-geom";
+    b7.description = "llava-1.5-7b-hf's exact geometry (ViT-L/14-336, Llama 4096x32, 32 heads), random F16, 14 GB";
+    b7.dtype = "F16";
+    out.push_back(b7);
     return out;
 }
 

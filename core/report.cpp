@@ -32,7 +32,8 @@ static json pruning_json(const PruningResult& p, const PruneConfig& c) {
     j["selection_ms"] = p.selection_ms;
     j["config"] = {{"keep", c.keep}, {"ratio", c.ratio}, {"pivots_image", c.pivots_image},
                    {"pivots_text", c.pivots_text}, {"pivot_criterion", c.pivot_criterion},
-                   {"pivot_order", c.pivot_order}, {"fastv_score", c.fastv_score}, {"seed", c.seed}};
+                   {"pivot_order", c.pivot_order}, {"fastv_score", c.fastv_score},
+                   {"dart_scores", c.dart_scores}, {"seed", c.seed}};
     return j;
 }
 
@@ -47,6 +48,7 @@ static json run_json(const MethodRun& r, double none_prefill_ms) {
                       {"decode", r.timing_ms.decode},   {"ttft", r.timing_ms.ttft},
                       {"total", r.timing_ms.total}};
     j["kv_cache_bytes"] = r.kv_cache_bytes;
+    j["kv_cache_allocated_bytes"] = r.kv_cache_allocated_bytes;
     j["prefill_tokens_after_pruning"] = r.prefill_tokens_after;
     j["prefill_flops"] = r.prefill_flops;
     j["decode_flops_per_token"] = r.decode_flops_per_token;

@@ -116,6 +116,15 @@ struct Session::Impl {
     }
 
     int num_layers() const { return model->config().text.num_hidden_layers; }
+
+    // A cache sized for what each layer will hold: layers < k the whole prompt plus the new
+    // tokens, layers >= k `tail` entries plus the new tokens (tail 0: allocated later, once the
+    // pruning method has said how many tokens it keeps).
+    KVCache pruned_cache(int k, int64_t tail, int max_new_tokens) const {
+        std::vector<int64_t> caps(size_t(num_layers()), tail > 0 ? tail + max_new_tokens + 1 : 0);
+        for (int l = 0; l < k; ++l) caps[size_t(l)] = seq_len() + max_new_tokens + 1;
+        return model->new_cache(caps);
+    }
     int64_t seq_len() const { return prompt.sequence_length; }
 
     std::vector<int> eos_ids() const {
@@ -258,6 +267,7 @@ struct Session::Impl {
         run.timing_ms.ttft = preprocess_ms + run.timing_ms.vision + run.timing_ms.prefill;
         run.timing_ms.total = run.timing_ms.ttft + run.timing_ms.decode;
         run.kv_cache_bytes = cache.bytes();
+        run.kv_cache_allocated_bytes = cache.allocated_bytes();
         const LlavaConfig& c = model->config();
         const bool pruned = cfg.method != "none";
         const int k = pruned ? cfg.layer : num_layers();
@@ -270,8 +280,10 @@ struct Session::Impl {
     // Runs layers K.. on the kept rows of x_k (original positions) over `cache` (layers < K
     // filled), returns the last-row logits and adds the time to run.timing_ms.prefill.
     at::Tensor run_pruned_tail(MethodRun& run, const Selection& sel, const at::Tensor& x_k, KVCache& cache,
-                               int k, const std::atomic<bool>* cancel) {
+                               int k, int max_new_tokens, const std::atomic<bool>* cancel) {
         auto t0 = Clock::now();
+        for (int l = k; l < num_layers(); ++l)
+            cache.reserve_layer(l, int64_t(sel.keep.size()) + max_new_tokens + 1);
         at::Tensor keep = model->positions(sel.keep);
         at::Tensor x = x_k.index_select(0, keep);
         run_layers(model->weights(), model->config(), x, keep, cache, k, num_layers(), cancel);
@@ -309,10 +321,10 @@ struct Session::Impl {
         run.timing_ms.selection = sel.result.selection_ms;
         run.timing_ms.prefill = embed_ms + sel.result.selection_ms;
         for (int l = 0; l < k; ++l) run.timing_ms.prefill += layer_ms[l];
-        KVCache cache = model->new_cache(seq_len() + max_new_tokens + 1);
+        KVCache cache = pruned_cache(k, int64_t(sel.keep.size()), max_new_tokens);
         cache.copy_prefix_from(trunk_cache, 0, k);
         if (progress) progress(0.5, "prefill");
-        at::Tensor logits = run_pruned_tail(run, sel, layer_inputs[k], cache, k, cancel);
+        at::Tensor logits = run_pruned_tail(run, sel, layer_inputs[k], cache, k, max_new_tokens, cancel);
         finish_run(run, cfg, cache, logits, max_new_tokens, progress, cancel);
         return run;
     }
@@ -329,7 +341,7 @@ struct Session::Impl {
         const bool pruned = cfg.method != "none";
         const int L = num_layers();
         const int k = pruned ? cfg.layer : L;
-        KVCache cache = model->new_cache(seq_len() + max_new_tokens + 1);
+        KVCache cache = pruned_cache(k, 0, max_new_tokens);
         auto t0 = Clock::now();
         at::Tensor x = embeds;
         const at::Tensor pos = model->positions_range(0, seq_len());
@@ -350,7 +362,7 @@ struct Session::Impl {
             run.pruning = sel.result;
             run.timing_ms.selection = sel.result.selection_ms;
             run.timing_ms.prefill += sel.result.selection_ms;
-            logits = run_pruned_tail(run, sel, x, cache, k, cancel);
+            logits = run_pruned_tail(run, sel, x, cache, k, max_new_tokens, cancel);
         } else {
             run.pruning = unpruned_result(cfg);
             auto t1 = Clock::now();
@@ -380,6 +392,9 @@ ModelInfo Session::load_model(const std::string& dir, const LoadOptions& options
     auto t0 = Clock::now();
     if (progress) progress(0.0, "config");
     check_cancel(cancel);
+    // Device and dtype first: "--device cuda" on a machine without a GPU is one clear line,
+    // whatever the directory holds.
+    parse_compute_dtype(options.dtype, parse_device(options.device));
     const int threads = options.threads > 0 ? options.threads : int(std::max(1u, std::thread::hardware_concurrency()));
     if (at::get_num_threads() != threads) at::set_num_threads(threads);
     // Build everything first, then swap in: a failed or cancelled load keeps the old model.
@@ -481,6 +496,14 @@ PromptInfo Session::prepare(const RunRequest& request, const ProgressFn& progres
 }
 
 ImageGeometry Session::geometry() const { return impl_->geometry; }
+
+std::vector<float> Session::pixel_values(std::vector<int64_t>* shape) const {
+    const at::Tensor& p = impl_->pixel_values;
+    if (shape) shape->clear();
+    if (!p.defined()) return {};
+    if (shape) *shape = p.sizes().vec();
+    return to_float_vector(p);
+}
 
 PruningResult Session::preview(const PruneConfig& config) {
     c10::InferenceMode guard;

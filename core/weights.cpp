@@ -94,13 +94,19 @@ const Layout k_layouts[] = {
     {"llava-hf", "language_model.model.embed_tokens.weight"},
     {"transformers>=4.52", "model.language_model.embed_tokens.weight"},
     {"original-llava", "model.embed_tokens.weight"},
+    // transformers 5's save_pretrained: llava-hf names, but CLIP flattened (no "vision_model.").
+    {"transformers>=5", "language_model.model.embed_tokens.weight"},
 };
 
 bool starts_with(const std::string& s, const std::string& prefix) { return s.compare(0, prefix.size(), prefix) == 0; }
 
-// Canonical (A) name -> the name in layout `index` (0 A, 1 B, 2 C).
+// Canonical (A) name -> the name in layout `index` (0 A, 1 B, 2 C, 3 D).
 std::string layout_name(const std::string& canonical, int index) {
     if (index == 0) return canonical;
+    if (index == 3) {
+        static const std::string from = "vision_tower.vision_model.";
+        return starts_with(canonical, from) ? "vision_tower." + canonical.substr(from.size()) : canonical;
+    }
     static const std::vector<std::pair<std::string, std::string>> to_b = {
         {"language_model.model.", "model.language_model."},
         {"language_model.lm_head.", "lm_head."},
@@ -169,6 +175,9 @@ LlavaWeights load_llava_weights(const WeightStore& store, const LlavaConfig& con
             layout = i;
             break;
         }
+    if (layout == 0 && !store.has("vision_tower.vision_model.embeddings.class_embedding") &&
+        store.has("vision_tower.embeddings.class_embedding"))
+        layout = 3;
     if (layout < 0)
         throw Error(str_cat(where, ": unrecognised checkpoint layout: no language_model.model.embed_tokens.weight, "
                                    "model.language_model.embed_tokens.weight or model.embed_tokens.weight"));

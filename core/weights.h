@@ -1,7 +1,8 @@
-// The LLaVA weights as the forward pass uses them, found under any of the three name layouts.
+// The LLaVA weights as the forward pass uses them, found under any of the four name layouts.
 //
 // Layouts (shared/specs/llava-hf.md): A llava-hf Hub (language_model.model.*), B transformers
-// >= 4.52 (model.language_model.*), C original LLaVA (model.layers.*, model.mm_projector.0/2).
+// >= 4.52 (model.language_model.*), C original LLaVA (model.layers.*, model.mm_projector.0/2), D transformers >= 5 save_pretrained
+// (as A, but CLIP without "vision_model.": vision_tower.embeddings.*, vision_tower.encoder.*).
 // load_llava_weights resolves each canonical tensor through the detected layout, checks its shape
 // against the config, converts it to the compute dtype/device (zero-copy from the memory map when
 // dtype and device already match) and reports every missing, unexpected or misshaped tensor by
@@ -60,7 +61,7 @@ struct LlavaWeights {
     ClipWeights vision;
     ProjectorWeights projector;
     LlamaWeights text;
-    std::string layout;                           // "llava-hf" | "transformers>=4.52" | "original-llava"
+    std::string layout;                           // "llava-hf" | "transformers>=4.52" | "original-llava" | "transformers>=5"
     std::string stored_dtype;                     // "F32" | "F16" | "BF16" (of the text weights)
     int64_t stored_bytes = 0;                     // tensor bytes in the checkpoint
     int64_t num_parameters = 0;

@@ -1,11 +1,33 @@
 #!/usr/bin/env bash
-# Installs DartLens's Debian packages (when missing) and builds it into ./build.
-# Usage: scripts/setup.sh [--no-gui]    Env: BUILD_DIR (default build), JOBS (default nproc).
+# Installs what DartLens needs and builds it.
+# Usage: scripts/setup.sh [--no-gui] [--torch debian|pip]
+#   --torch debian (default): Debian's libtorch-dev 1.13 (CPU), built into ./build.
+#   --torch pip: LibTorch 2.x with CUDA from the PyPI `torch` wheel, in the venv that
+#                scripts/venv.sh creates outside the clone; built into ./build-pip. The CUDA code
+#                compiles and links against /usr/local/cuda (or CUDA_HOME); running it needs a GPU.
+# Either way the live Hugging Face tests (tests/hf) use that venv's python when it can be made
+# (PyPI reachable); otherwise they are skipped and say so.
+# Env: BUILD_DIR (default build / build-pip), JOBS (default nproc), DARTLENS_NO_VENV=1 (do not
+# create the venv for the Debian build; the hf tests then skip).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+GUI=ON
+TORCH=debian
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --no-gui) GUI=OFF ;;
+    --torch) TORCH=${2:-}; shift ;;
+    --torch=*) TORCH=${1#--torch=} ;;
+    *) echo "setup: unknown argument '$1' (usage: scripts/setup.sh [--no-gui] [--torch debian|pip])" >&2; exit 2 ;;
+  esac
+  shift
+done
+case "$TORCH" in debian|pip) ;; *) echo "setup: --torch must be debian or pip, not '$TORCH'" >&2; exit 2 ;; esac
+
 PKGS=(cmake g++ make pkg-config libgtest-dev qt6-base-dev libqt6opengl6-dev qt6-charts-dev qt6-svg-dev
-      libtorch-dev libopenblas0-openmp libopencv-dev libsentencepiece-dev sentencepiece
-      nlohmann-json3-dev libcli11-dev xvfb xauth)
+      libopenblas0-openmp libopencv-dev libsentencepiece-dev sentencepiece
+      nlohmann-json3-dev libcli11-dev xvfb xauth python3 python3-venv)
+[ "$TORCH" = debian ] && PKGS+=(libtorch-dev)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -20,9 +42,37 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-BUILD_DIR=${BUILD_DIR:-build}
+
+VENV=""
+if [ "$TORCH" = pip ]; then
+  VENV=$(scripts/venv.sh) || { echo "setup: --torch pip needs the venv (see above)" >&2; exit 1; }
+elif [ "${DARTLENS_NO_VENV:-0}" != 1 ]; then
+  VENV=$(scripts/venv.sh) || { echo "setup: no venv: the live Hugging Face tests will be skipped" >&2; VENV=""; }
+fi
+PYTHON=""
+[ -n "$VENV" ] && PYTHON="$VENV/bin/python"
+
+EXTRA=()
+if [ "$TORCH" = pip ]; then
+  BUILD_DIR=${BUILD_DIR:-build-pip}
+  TORCH_PREFIX=$("$PYTHON" -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')
+  CUDA_ROOT=${CUDA_HOME:-/usr/local/cuda}
+  # CMAKE_LIBRARY_PATH: TorchConfig's find_library would otherwise prefer a system libtorch
+  # (Debian's 1.13, when installed) over the wheel's.
+  EXTRA+=(-DCMAKE_PREFIX_PATH="$TORCH_PREFIX" -DCMAKE_LIBRARY_PATH="$TORCH_PREFIX/../../lib"
+          -DTORCH_CUDA_ARCH_LIST="8.0;9.0")
+  if [ -x "$CUDA_ROOT/bin/nvcc" ]; then
+    EXTRA+=(-DCUDAToolkit_ROOT="$CUDA_ROOT" -DCMAKE_CUDA_COMPILER="$CUDA_ROOT/bin/nvcc")
+  else
+    echo "setup: no CUDA toolkit at $CUDA_ROOT (set CUDA_HOME): LibTorch's CUDA targets may not configure" >&2
+  fi
+else
+  BUILD_DIR=${BUILD_DIR:-build}
+fi
 JOBS=${JOBS:-$(nproc)}
-GUI=ON
-[ "${1:-}" = "--no-gui" ] && GUI=OFF
-cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDARTLENS_BUILD_GUI=$GUI >/dev/null
+mkdir -p "$BUILD_DIR"
+cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDARTLENS_BUILD_GUI=$GUI \
+  -DDARTLENS_PYTHON="$PYTHON" "${EXTRA[@]}" >"$BUILD_DIR/configure.log" 2>&1 ||
+  { cat "$BUILD_DIR/configure.log" >&2; echo "setup: cmake configure failed" >&2; exit 1; }
+grep "DartLens:" "$BUILD_DIR/configure.log" >&2 || true
 cmake --build "$BUILD_DIR" -j "$JOBS"

@@ -8,7 +8,10 @@
 //   for p in order: pick the q pool tokens with the lowest cos(Hn[p], Hn[c]); they leave the pool
 // with q = B // (P_img + P_txt), so P_img + (P_img + P_txt) * q image tokens survive (196/132/68
 // for B = 192/128/64, N = 576). Where the reference is silent or crashes we define:
-//   - cosine in float32 (the reference runs in fp16), eps 1e-8 on each norm; ties in the q lowest go
+//   - scores in the compute dtype by default (dart_scores = "compute"), as the reference computes
+//     them in fp16 on a GPU: key/value L1 norms and cosines accumulate in float32 and are rounded
+//     to the dtype of the keys / hidden states (f16, bf16; a no-op in f32), so the same ties arise;
+//     dart_scores = "f32" ranks the unrounded float32 values. eps 1e-8 on each norm; ties in the q lowest go
 //     to the lower position (torch.topk's tie order is unspecified); NaN similarities count as
 //     lowest (torch.topk(-cos) ranks NaN first). Pivot ranking ties also go to the lower position.
 //   - the reference iterates its candidate pool as a Python set; that equals ascending order unless
@@ -49,17 +52,25 @@ dart_criterion dart_parse_criterion(const std::string& c) {
     return d;
 }
 
+// Float32 scores rounded to `like`'s dtype when the config ranks in the compute dtype.
+std::vector<float> dart_round(std::vector<float> v, const at::Tensor& like, const PruneConfig& c) {
+    if (c.dart_scores != "compute" || like.scalar_type() == at::kFloat || v.empty()) return v;
+    at::Tensor t = at::from_blob(v.data(), {int64_t(v.size())}, at::kFloat).to(like.scalar_type()).to(at::kFloat);
+    std::copy(t.data_ptr<float>(), t.data_ptr<float>() + t.numel(), v.begin());
+    return v;
+}
+
 // Per-token pivot scores for positions [begin, end) under the criterion.
 std::vector<float> dart_pivot_scores(const PruneInputs& in, const PruneConfig& c, int begin, int end) {
     if (end <= begin) return {};
     const std::string& crit = c.pivot_criterion;
     if (crit == "k-norm-max" || crit == "k-norm-min") {
         if (!in.keys.defined()) throw Error("dart: input 'keys' is required for " + crit + " pivots");
-        return prune_row_l1(in.keys, begin, end, float(in.kv_repeat));
+        return dart_round(prune_row_l1(in.keys, begin, end, float(in.kv_repeat)), in.keys, c);
     }
     if (crit == "v-norm-max" || crit == "v-norm-min") {
         if (!in.values.defined()) throw Error("dart: input 'values' is required for " + crit + " pivots");
-        return prune_row_l1(in.values, begin, end, float(in.kv_repeat));
+        return dart_round(prune_row_l1(in.values, begin, end, float(in.kv_repeat)), in.values, c);
     }
     if (crit == "attn-max" || crit == "attn-min") {
         const bool mean = c.fastv_score == "mean";
@@ -73,17 +84,17 @@ std::vector<float> dart_pivot_scores(const PruneInputs& in, const PruneConfig& c
     throw Error("dart: unknown pivot_criterion '" + crit + "'");
 }
 
-// Rows of x [R, d] scaled to unit L2 norm (eps 1e-8 on the norm), as float32.
-at::Tensor dart_unit(const at::Tensor& rows) {
+// Rows of x [R, d] scaled to unit L2 norm (eps 1e-8 on the norm, computed in float32), in `dtype`.
+at::Tensor dart_unit(const at::Tensor& rows, at::ScalarType dtype) {
     at::Tensor x = rows.to(at::kFloat);                                   // [R, d]
     at::Tensor norm = x.norm(2, {1}, /*keepdim=*/true).clamp_min_(1e-8);  // [R, 1]
-    return x / norm;
+    return (x / norm).to(dtype);
 }
 
-// Unit rows of Hn at `rows` (absolute positions) as float32: [rows.size(), d].
-at::Tensor dart_unit_rows(const at::Tensor& hn, const std::vector<int64_t>& rows) {
+// Unit rows of Hn at `rows` (absolute positions) in `dtype`: [rows.size(), d].
+at::Tensor dart_unit_rows(const at::Tensor& hn, const std::vector<int64_t>& rows, at::ScalarType dtype) {
     at::Tensor idx = at::tensor(rows, at::TensorOptions().dtype(at::kLong)).to(hn.device());
-    return dart_unit(hn.index_select(0, idx));
+    return dart_unit(hn.index_select(0, idx), dtype);
 }
 
 class PrunerDart : public Pruner {
@@ -123,7 +134,8 @@ public:
         } else {
             // k-norm image scores are what prune_fill_token_scores just stored in r.key_l1.
             const bool k_norm = c.pivot_criterion.rfind("k-norm", 0) == 0 && r.key_l1.size() == size_t(n);
-            img_rank = prune_topk(k_norm ? r.key_l1 : dart_pivot_scores(in, c, s0, s0 + n), p_img, crit.largest);
+            img_rank = prune_topk(k_norm ? dart_round(r.key_l1, in.keys, c) : dart_pivot_scores(in, c, s0, s0 + n),
+                                  p_img, crit.largest);
             txt_rank = prune_topk(dart_pivot_scores(in, c, text_begin, in.seq_len), p_txt, crit.largest);
         }
         std::vector<int64_t> pivot_list;  // absolute positions: img_piv + txt_piv
@@ -150,8 +162,11 @@ public:
         const int n_piv = int(order.size());
         std::vector<float> sim;  // row-major [P, N]
         if (n_piv > 0) {
-            at::Tensor img_unit = dart_unit(in.hidden_normed.narrow(0, s0, n));  // [N, d]
-            at::Tensor piv_unit = dart_unit_rows(in.hidden_normed, order);       // [P, d]
+            // Compute mode: unit rows and their products in Hn's dtype (float32 accumulation,
+            // rounded results), as the reference's cosine_similarity in fp16.
+            const at::ScalarType st = c.dart_scores == "compute" ? in.hidden_normed.scalar_type() : at::kFloat;
+            at::Tensor img_unit = dart_unit(in.hidden_normed.narrow(0, s0, n), st);  // [N, d]
+            at::Tensor piv_unit = dart_unit_rows(in.hidden_normed, order, st);       // [P, d]
             sim = prune_to_vector(at::mm(piv_unit, img_unit.t()));
         }
         r.pivot_similarity.assign(size_t(n_piv), {});

@@ -38,6 +38,7 @@ void validate_prune_config(const PruneConfig& c, int num_layers) {
                                                       "random"};
     static const std::vector<std::string> orders = {"reference", "score"};
     static const std::vector<std::string> scores = {"last", "mean"};
+    static const std::vector<std::string> dart_scores = {"compute", "f32"};
     auto check_name = [](const std::string& value, const std::vector<std::string>& valid,
                          const char* param) {
         if (std::find(valid.begin(), valid.end(), value) == valid.end()) {
@@ -48,6 +49,7 @@ void validate_prune_config(const PruneConfig& c, int num_layers) {
     check_name(c.pivot_criterion, criteria, "pivot_criterion");
     check_name(c.pivot_order, orders, "pivot_order");
     check_name(c.fastv_score, scores, "fastv_score");
+    check_name(c.dart_scores, dart_scores, "dart_scores");
     if (c.method != "none" && (c.layer < 1 || c.layer > num_layers - 1)) {
         throw Error(str_cat("prune config: layer K=", c.layer, " out of [1, ", num_layers - 1,
                             "] (the method needs layer K-1's outputs and at least one layer after)"));

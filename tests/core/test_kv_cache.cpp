@@ -34,7 +34,8 @@ TEST(KVCache, AppendGrowViewsAndLengths) {
     at::Tensor k1 = at::randn({2, 3, 4}), v1 = at::randn({2, 3, 4});
     at::Tensor k2 = at::randn({2, 1, 4}), v2 = at::randn({2, 1, 4});
     c.append(0, k1, v1);  // beyond capacity 2: grows
-    EXPECT_GE(c.capacity, 3);
+    EXPECT_GE(c.capacity(0), 3);
+    EXPECT_EQ(c.capacity(1), 2);  // only the layer that needed room grew
     c.append(0, k2, v2);
     c.append(1, k2, v2);
     EXPECT_EQ(c.length(0), 4);
@@ -48,7 +49,8 @@ TEST(KVCache, AppendGrowViewsAndLengths) {
     EXPECT_GE(c.allocated_bytes(), c.bytes());
 
     c.reserve(100);  // keeps contents
-    EXPECT_EQ(c.capacity, 100);
+    EXPECT_EQ(c.capacity(0), 100);
+    EXPECT_EQ(c.capacity(2), 100);
     EXPECT_TRUE(at::equal(c.keys(0), at::cat({k1, k2}, 1)));
 
     c.truncate(0, 2);

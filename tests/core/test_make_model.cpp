@@ -218,10 +218,25 @@ TEST_F(MakeModelTiny, RefusesToOverwrite) {
 
 TEST(MakeModel, PresetsAndErrors) {
     std::vector<std::string> names = dl::make_model_preset_names();
-    ASSERT_EQ(names.size(), 3u);
+    ASSERT_EQ(names.size(), 4u);
     EXPECT_EQ(names[0], "tiny");
     EXPECT_EQ(names[1], "llava-geom-small");
     EXPECT_EQ(names[2], "llava-geom-medium");
+    EXPECT_EQ(names[3], "llava-1.5-7b-geom");
+    // llava-1.5-7b-hf's published geometry (config.json of the Hub checkpoint).
+    const dl::MakeModelPreset b7 = dl::make_model_preset("llava-1.5-7b-geom");
+    EXPECT_EQ(b7.image_size, 336);
+    EXPECT_EQ(b7.patch_size, 14);
+    EXPECT_EQ(b7.vision_hidden, 1024);
+    EXPECT_EQ(b7.vision_layers, 24);
+    EXPECT_EQ(b7.vision_heads, 16);
+    EXPECT_EQ(b7.text_hidden, 4096);
+    EXPECT_EQ(b7.text_intermediate, 11008);
+    EXPECT_EQ(b7.text_layers, 32);
+    EXPECT_EQ(b7.text_heads, 32);
+    EXPECT_EQ(b7.text_kv_heads, 32);
+    EXPECT_EQ(b7.text_vocab, 32064);
+    EXPECT_EQ(b7.dtype, "F16");
     dl::MakeModelPreset small = dl::make_model_preset("llava-geom-small");
     EXPECT_EQ((small.image_size / small.patch_size) * (small.image_size / small.patch_size), 576);
     EXPECT_EQ(small.text_hidden, 512);

@@ -599,3 +599,41 @@ TEST(PruneConfig, Validation) {
 }
 
 }  // namespace
+
+// dart_scores = "compute": DART ranks key norms and cosines rounded to the keys' / hidden states'
+// dtype, as the reference's fp16 arithmetic on a GPU; "f32" ranks the exact float32 values. Built
+// so that the two differ, with the expected picks worked out by hand from bfloat16's 8-bit
+// significand (between 256 and 512 representable values are 2 apart; 257 rounds to 256, ties to
+// even).
+TEST(DartScores, ComputeDtypeRoundsLikeTheReference) {
+    auto pruner = dl::make_pruner("dart");
+    dl::PruneInputs in;
+    in.image_start = 1;
+    in.num_image = 4;
+    in.seq_len = 6;  // [bos, 4 image tokens, 1 text token]
+    // Key rows [S, 2]: image L1 norms 256, 257, 100, 50 (exact in f32; 256, 256, 100, 50 in bf16).
+    at::Tensor keys = at::tensor({1.f, 0.f, 256.f, 0.f, 256.f, 1.f, 100.f, 0.f, 50.f, 0.f, 3.f, 0.f}).reshape({6, 2});
+    in.keys = keys.to(at::kBFloat16);
+    // Hidden states [S, 2]: any distinct directions.
+    in.hidden_normed = at::tensor({1.f, 0.f, 1.f, 0.f, 0.f, 1.f, 1.f, 1.f, -1.f, 0.f, 1.f, -1.f})
+                           .reshape({6, 2}).to(at::kBFloat16);
+    dl::PruneConfig c;
+    c.method = "dart";
+    c.keep = 0;  // quota 0: only the image pivot survives, so the pivot choice is what we see
+    c.pivots_image = 1;
+    c.pivots_text = 1;
+    c.dart_scores = "f32";
+    dl::Selection f32 = pruner->select(in, c);
+    ASSERT_EQ(f32.result.pivot_image_indices.size(), 1u);
+    EXPECT_EQ(f32.result.pivot_image_indices[0], 1);  // 257 > 256
+    c.dart_scores = "compute";
+    dl::Selection cmp = pruner->select(in, c);
+    ASSERT_EQ(cmp.result.pivot_image_indices.size(), 1u);
+    EXPECT_EQ(cmp.result.pivot_image_indices[0], 0);  // 256 == 256 in bf16: the lower index wins
+    // In float32 compute the two modes are the same computation.
+    in.keys = keys;
+    in.hidden_normed = in.hidden_normed.to(at::kFloat);
+    EXPECT_EQ(pruner->select(in, c).result.pivot_image_indices, std::vector<int>{1});
+    c.dart_scores = "bogus";
+    EXPECT_THROW(dl::validate_prune_config(c, 4), dl::Error);
+}

@@ -246,3 +246,29 @@ TEST_F(Fixture, SessionSelectionEqualsDirectPrunerCall) {
 }
 
 }  // namespace
+
+// Each KV-cache layer is allocated for what it will hold, so pruning's memory saving is real:
+// layers < K hold the S prompt tokens, layers >= K the kept ones, each plus the new tokens (and
+// one spare row). Expected bytes from the model's geometry, independently of the session.
+TEST_F(Fixture, KvCacheAllocatedPerLayerForWhatItHolds) {
+    const dl::ModelInfo& info = session.model_info();
+    const int64_t head_dim = info.hidden_size / info.num_heads;
+    const int64_t row = 2 * int64_t(info.num_kv_heads) * head_dim * int64_t(sizeof(float));  // K and V, f32
+    const int n = 3, L = info.num_layers, S = prompt.sequence_length;
+    for (bool cached : {true, false}) {
+        dl::PruneConfig none;
+        dl::MethodRun full = session.run(none, n, {}, nullptr, cached);
+        EXPECT_EQ(full.kv_cache_allocated_bytes, row * L * (S + n + 1)) << "cached " << cached;
+        for (const char* method : {"dart", "fastv", "random"}) {
+            dl::PruneConfig c;
+            c.method = method;
+            c.layer = 1;
+            c.keep = 4;
+            dl::MethodRun r = session.run(c, n, {}, nullptr, cached);
+            const int64_t kept = S - r.pruning.num_image_tokens + r.pruning.kept_count;
+            EXPECT_EQ(r.kv_cache_allocated_bytes, row * (1 * (S + n + 1) + (L - 1) * (kept + n + 1)))
+                << method << " cached " << cached;
+            EXPECT_LT(r.kv_cache_allocated_bytes, full.kv_cache_allocated_bytes) << method;
+        }
+    }
+}
