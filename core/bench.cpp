@@ -1,5 +1,6 @@
 // The bench sweep (see bench.h): configurations, repetitions, statistics, output tables.
 #include "core/bench.h"
+#include "core/llava.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
@@ -166,6 +167,7 @@ std::vector<double> parse_double_list(const std::string& text, const std::string
 
 int run_bench(const BenchArgs& a) {
     c10::InferenceMode guard;
+    parse_compute_dtype(a.dtype, parse_device(a.device));  // a bad --device/--dtype fails before any work
     std::string model_dir = a.model_dir;
     std::string temp_dir;
     if (model_dir.empty()) {

@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
+#include <torch/cuda.h>
 
 #include <filesystem>
 #include <fstream>
@@ -138,6 +139,20 @@ TEST(Cli, BadInputsGiveOneLineErrors) {
     const std::string notok = copy_model("notok");
     fs::remove(notok + "/tokenizer.model");
     EXPECT_NE(expect_error("run -m " + notok + " --image " + img + " -p hi").find("tokenizer.model"), std::string::npos);
+}
+
+// "--device cuda" where there is no GPU: exit 1 with one line naming the device, in both builds
+// (Debian's CPU LibTorch: "without CUDA"; the PyTorch wheel's: "no CUDA GPU found"), before any
+// file of the model directory is read.
+TEST(Cli, CudaWithoutGpuIsOneLine) {
+    if (torch::cuda::device_count() > 0) GTEST_SKIP() << "this machine has a GPU";
+    for (const char* dev : {"cuda", "cuda:1"}) {
+        const std::string out = expect_error("run -m /nonexistent-model --image " + sample_image() + " -p hi --device " + dev);
+        EXPECT_NE(out.find(std::string("device '") + dev + "'"), std::string::npos) << out;
+        EXPECT_EQ(out.find("nonexistent-model"), std::string::npos) << out;
+    }
+    const std::string b = expect_error("bench --preset tiny --device cuda -r 1 --warmup 0 -n 1");
+    EXPECT_NE(b.find("device 'cuda'"), std::string::npos) << b;
 }
 
 }  // namespace
