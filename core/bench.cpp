@@ -65,7 +65,7 @@ struct Row {
     int kept = 0, budget = 0, n_image = 0, seq = 0, seq_after = 0, out_tokens = 0;
     Stat vision, prefill, selection, decode_per_token, ttft, total, rerun;
     double prefill_flops = 0, decode_flops = 0;
-    int64_t kv_bytes = 0, peak_rss = 0, device_peak = 0;
+    int64_t kv_bytes = 0, kv_alloc = 0, peak_rss = 0, device_peak = 0;
     double speedup = 0, flop_ratio = 0, efficiency = 0;
     std::string text;
 };
@@ -268,6 +268,7 @@ int run_bench(const BenchArgs& a) {
             row.prefill_flops = run.prefill_flops;
             row.decode_flops = run.decode_flops_per_token;
             row.kv_bytes = run.kv_cache_bytes;
+            row.kv_alloc = run.kv_cache_allocated_bytes;
             row.out_tokens = int(run.output_ids.size());
             row.text = run.text;
         }
@@ -344,6 +345,7 @@ int run_bench(const BenchArgs& a) {
                             {"prefill_gflop", r.prefill_flops / 1e9},
                             {"decode_mflop_per_token", r.decode_flops / 1e6},
                             {"kv_cache_bytes", r.kv_bytes},
+                            {"kv_cache_allocated_bytes", r.kv_alloc},
                             {"peak_rss_bytes", r.peak_rss},
                             {"device_peak_bytes", r.device_peak},
                             {"prefill_speedup", r.speedup},

@@ -180,7 +180,7 @@ if [ "$DEV" = cuda ]; then PRESET=llava-1.5-7b-geom; DT=f16; else PRESET=llava-g
 REPS=3; NP=16
 [ "$QUICK" = 1 ] && { REPS=1; NP=4; }
 section "3. bench: $PRESET, $DEV $DT, none / DART / FastV at B = 64"
-BIG=$WORK/$PRESET
+BIG=$WORK/bench-$PRESET
 t=$(date +%s)
 "$CLI" make-model --preset "$PRESET" --out "$BIG" --seed 0 >/dev/null || fail "make-model $PRESET"
 echo "- generated $PRESET in $(( $(date +%s) - t )) s ($(du -sh "$BIG" | cut -f1))" >>"$REPORT"
@@ -195,12 +195,12 @@ print(f"{j['model']}: {j['device']} {j['dtype']}, S = {j['sequence_length']} ({j
       f"reps {j['reps']}, n = {j['n_predict']}; vanilla prefill {j['vanilla_prefill_gflops']:.0f} GFLOP/s = "
       f"{j['fraction_of_gemm_peak']:.2f} of the GEMM rate on the same shapes ({j['gemm_reference_gflops']:.0f} GFLOP/s)\n")
 print("| method | B | kept | prefill ms | speedup | FLOP ratio | efficiency | select ms | decode ms/tok | "
-      "TTFT ms | KV MiB | peak RSS MiB | device peak MiB |")
+      "TTFT ms | KV alloc MiB | peak RSS MiB | device peak MiB |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for r in j["results"]:
     print(f"| {r['method']} | {r['budget']} | {r['kept']} | {r['prefill_ms']:.2f} | {r['prefill_speedup']:.2f} | "
           f"{r['flop_ratio']:.2f} | {r['efficiency']:.2f} | {r['selection_ms']:.2f} | {r['decode_ms_per_token']:.2f} | "
-          f"{r['ttft_ms']:.1f} | {mib(r['kv_cache_bytes'])} | {mib(r['peak_rss_bytes'])} | {mib(r['device_peak_bytes'])} |")
+          f"{r['ttft_ms']:.1f} | {mib(r['kv_cache_allocated_bytes'])} | {mib(r['peak_rss_bytes'])} | {mib(r['device_peak_bytes'])} |")
 EOF
 else
   fail "bench $PRESET (bench.log: $(tail -1 "$OUTDIR/bench.log"))"

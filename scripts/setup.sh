@@ -8,7 +8,7 @@
 # Either way the live Hugging Face tests (tests/hf) use that venv's python when it can be made
 # (PyPI reachable); otherwise they are skipped and say so.
 # Env: BUILD_DIR (default build / build-pip), JOBS (default nproc), DARTLENS_NO_VENV=1 (do not
-# create the venv for the Debian build; the hf tests then skip).
+# create the venv for the Debian build, only use it when present; otherwise the hf tests skip).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GUI=ON
@@ -48,6 +48,8 @@ if [ "$TORCH" = pip ]; then
   VENV=$(scripts/venv.sh) || { echo "setup: --torch pip needs the venv (see above)" >&2; exit 1; }
 elif [ "${DARTLENS_NO_VENV:-0}" != 1 ]; then
   VENV=$(scripts/venv.sh) || { echo "setup: no venv: the live Hugging Face tests will be skipped" >&2; VENV=""; }
+else
+  VENV=$(scripts/venv.sh --if-present) || VENV=""
 fi
 PYTHON=""
 [ -n "$VENV" ] && PYTHON="$VENV/bin/python"

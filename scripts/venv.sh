@@ -5,6 +5,7 @@
 # too) reuses it: ${DARTLENS_VENV_ROOT:-~/.cache/dartlens}/venv-<python>-<hash of the pins>.
 # Exit status: 0 and the path on stdout when the venv is ready; 1 (message on stderr) when it
 # cannot be made, e.g. PyPI unreachable. Progress goes to stderr.
+#   scripts/venv.sh --if-present   prints the path only when the venv already exists (creates nothing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REQ=scripts/requirements-pip.txt
@@ -15,6 +16,7 @@ HASH=$(grep -v '^#' "$REQ" | sed '/^$/d' | sha256sum | cut -c1-12)
 ROOT=${DARTLENS_VENV_ROOT:-$HOME/.cache/dartlens}
 VENV="$ROOT/venv-py$PYVER-$HASH"
 if [ -f "$VENV/.complete" ]; then echo "$VENV"; exit 0; fi
+[ "${1:-}" = --if-present ] && exit 1
 mkdir -p "$ROOT"
 # One creator at a time (two clones or two builds may ask at once).
 exec 9>"$ROOT/.venv.lock"
