@@ -5,6 +5,7 @@
 //   make-model  write a random-weight LLaVA in the exact llava-hf layout (tests, demo, benchmarks)
 //   bench       llama-bench-style sweeps of methods, budgets and layers
 //   tokenize    the prompt tokenizer alone: text -> ids (tests/hf compares it with Hugging Face's)
+//   scenes      the scene world: seeded pictures with exact labels and POPE-style questions
 // Flags follow llama.cpp (-m DIR --image F -p TEXT -n N -t THREADS). Errors print one line to
 // stderr and exit with status 1.
 #include <CLI/CLI.hpp>
@@ -22,6 +23,7 @@
 #include "core/npy.h"
 #include "core/overlay.h"
 #include "core/report.h"
+#include "core/scenes.h"
 #include "core/tokenizer.h"
 
 #include <nlohmann/json.hpp>
@@ -287,6 +289,16 @@ int main(int argc, char** argv) {
     tokenize->add_flag("--json", ta.json, "print {\"ids\": [...], \"pieces\": [...]}");
     tokenize->add_flag("--no-bos", ta.no_bos, "omit BOS even when tokenizer_config.json's add_bos_token is true");
 
+    dl::ScenesArgs sa;
+    std::string scenes_size = "448x336";
+    CLI::App* scenes = app.add_subcommand("scenes", "write seeded scenes with exact labels and questions (POPE et al.)");
+    scenes->add_option("--count", sa.count, "number of scenes")->required();
+    scenes->add_option("--seed", sa.seed, "set seed (scene i depends on it and i only)")->default_val(0);
+    scenes->add_option("--out", sa.out_dir, "output directory (must be empty)")
+        ->required();
+    scenes->add_option("--size", scenes_size, "image size WIDTHxHEIGHT")->default_val("448x336");
+    scenes->add_flag("--overwrite", sa.overwrite, "replace earlier outputs in a non-empty --out");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -301,6 +313,15 @@ int main(int argc, char** argv) {
             return 0;
         }
         if (bench->parsed()) return dl::run_bench(ba);
+        if (scenes->parsed()) {
+            dl::scene_parse_size(scenes_size, &sa.width, &sa.height);
+            const std::vector<dl::Scene> written = dl::scenes_write(sa);
+            size_t objects = 0;
+            for (const dl::Scene& s : written) objects += s.objects.size();
+            std::printf("wrote %zu scenes (%zu objects, %dx%d, seed %llu) to %s\n", written.size(), objects, sa.width,
+                        sa.height, static_cast<unsigned long long>(sa.seed), sa.out_dir.c_str());
+            return 0;
+        }
         if (tokenize->parsed()) {
             ta.text_given = text_opt->count() > 0;
             if (!ta.text_given && file_opt->count() == 0) throw dl::Error("tokenize: give -p TEXT or --file F");
