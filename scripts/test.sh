@@ -18,6 +18,13 @@ status=0
 summary=()
 for cfg in "${CONFIGS[@]}"; do
   dir=build; [ "$cfg" = pip ] && dir=build-pip
+  # The PyTorch build configures LibTorch's CUDA targets against a CUDA toolkit (this project's
+  # machines have 13.0 in /usr/local/cuda). Elsewhere it is skipped, loudly; in CI it must be there.
+  if [ "$cfg" = pip ] && [ ! -x "${CUDA_HOME:-/usr/local/cuda}/bin/nvcc" ] && ! command -v nvcc >/dev/null; then
+    if [ "${CI:-}" = true ]; then summary+=("pip: FAILED: no CUDA toolkit (nvcc) in ${CUDA_HOME:-/usr/local/cuda}"); status=1; continue; fi
+    echo "test: SKIPPING the PyTorch build: no CUDA toolkit (nvcc) in ${CUDA_HOME:-/usr/local/cuda}; set CUDA_HOME" >&2
+    summary+=("pip: skipped (no CUDA toolkit)"); continue
+  fi
   echo "=== test: LibTorch '$cfg' -> $dir ===" >&2
   t0=$(date +%s)
   if ! BUILD_DIR=$dir scripts/setup.sh --torch "$cfg"; then
