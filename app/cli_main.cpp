@@ -101,6 +101,10 @@ int cmd_run(const RunArgs& a) {
             configs.push_back(c);
         }
     }
+    for (const dl::PruneConfig& c : configs)
+        if (c.method != "none" && c.keep < 0 && c.ratio < 0)
+            throw dl::Error(dl::str_cat("--method ", c.method, ": give --keep B or --ratio R (without a budget ",
+                                        "nothing would be pruned)"));
     std::vector<dl::MethodRun> runs;
     for (const dl::PruneConfig& c : configs) {
         runs.push_back(session.run(c, a.n_predict, {}, nullptr, !a.no_cache));

@@ -1,6 +1,8 @@
 // Tokenizer: the dlopen()ed SentencePiece shim plus Hugging Face's added-token files.
 #include "core/tokenizer.h"
 
+#include <limits>
+
 #include <dlfcn.h>
 #include <limits.h>
 #include <unistd.h>
@@ -187,6 +189,20 @@ Tokenizer Tokenizer::load_model_file(const std::string& path) {
     return t;
 }
 
+// A token id from a JSON key such as "32000": decimal digits only, within int range (std::stoi
+// would accept "32000abc" and " 7").
+static int parse_token_id(const std::string& key, const std::string& where) {
+    bool ok = !key.empty() && key.size() <= 10;
+    int64_t v = 0;
+    for (char ch : key) {
+        if (ch < '0' || ch > '9') ok = false;
+        else v = v * 10 + (ch - '0');
+    }
+    if (!ok || v > std::numeric_limits<int>::max())
+        throw Error(str_cat(where, ": added_tokens_decoder key '", key, "' is not a token id"));
+    return int(v);
+}
+
 Tokenizer Tokenizer::load(const std::string& model_dir) {
     fs::path dir(model_dir);
     Tokenizer t = load_model_file((dir / "tokenizer.model").string());
@@ -201,9 +217,11 @@ Tokenizer Tokenizer::load(const std::string& model_dir) {
         nlohmann::json j = read_json_file(added_path);
         if (!j.is_object()) throw Error(str_cat(added_path.string(), ": expected an object of token: id"));
         for (auto it = j.begin(); it != j.end(); ++it) {
-            if (!it.value().is_number_integer())
-                throw Error(str_cat(added_path.string(), ": token '", it.key(), "': id is not an integer"));
-            add(it.value().get<int>(), it.key(), true);
+            if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 ||
+                it.value().get<int64_t>() > std::numeric_limits<int>::max())
+                throw Error(str_cat(added_path.string(), ": token '", it.key(), "': id ", it.value().dump(),
+                                    " is not a token id (an integer in [0, 2^31))"));
+            add(int(it.value().get<int64_t>()), it.key(), true);
         }
     }
     // tokenizer_config.json: "added_tokens_decoder": {"32000": {"content": "<image>", "special": true}}
@@ -213,12 +231,7 @@ Tokenizer Tokenizer::load(const std::string& model_dir) {
         config = read_json_file(config_path);
         if (config.is_object() && config.contains("added_tokens_decoder") && config["added_tokens_decoder"].is_object()) {
             for (auto it = config["added_tokens_decoder"].begin(); it != config["added_tokens_decoder"].end(); ++it) {
-                int id = 0;
-                try {
-                    id = std::stoi(it.key());
-                } catch (...) {
-                    throw Error(str_cat(config_path.string(), ": added_tokens_decoder key '", it.key(), "' is not an id"));
-                }
+                const int id = parse_token_id(it.key(), config_path.string());
                 const auto& v = it.value();
                 std::string content = token_content(v);
                 if (content.empty())

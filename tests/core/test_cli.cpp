@@ -124,6 +124,10 @@ TEST(Cli, BadInputsGiveOneLineErrors) {
     EXPECT_NE(expect_error("run -m " + m + " --image " + img + " -p hi --method dart --layer 50 --keep 4").find("layer"),
               std::string::npos);
     EXPECT_NE(expect_error("run -m " + tmp + "/nomodel --image " + img + " -p hi").find("nomodel"), std::string::npos);
+    // A pruning method without a budget would silently keep everything: refused, naming the flags.
+    EXPECT_NE(expect_error("run -m " + m + " --image " + img + " -p hi --method dart").find("--keep"), std::string::npos);
+    EXPECT_NE(expect_error("run -m " + m + " --image " + img + " -p hi --compare none,fastv").find("--ratio"),
+              std::string::npos);
 
     // Truncated weights.
     const std::string trunc = copy_model("trunc");

@@ -390,6 +390,36 @@ TEST(TokenizerLoad, CorruptAddedTokensNamesTheFile) {
     }
 }
 
+// Token ids in the JSON files are checked, not narrowed or half-parsed: each bad value is refused
+// with the file and the key in the message.
+TEST(TokenizerLoad, BadTokenIdsNameFileAndKey) {
+    train_model();
+    ASSERT_FALSE(g_model.empty());
+    struct Case { const char* file; const char* json; const char* needle; };
+    const Case cases[] = {
+        {"tokenizer_config.json", "{\"added_tokens_decoder\": {\"32000abc\": {\"content\": \"<image>\"}}}", "32000abc"},
+        {"tokenizer_config.json", "{\"added_tokens_decoder\": {\" 7\": {\"content\": \"<image>\"}}}", "' 7'"},
+        {"tokenizer_config.json", "{\"added_tokens_decoder\": {\"-3\": {\"content\": \"<image>\"}}}", "-3"},
+        {"tokenizer_config.json", "{\"added_tokens_decoder\": {\"99999999999\": {\"content\": \"<image>\"}}}", "99999999999"},
+        {"added_tokens.json", "{\"<image>\": 4294967296}", "<image>"},
+        {"added_tokens.json", "{\"<image>\": -1}", "<image>"},
+        {"added_tokens.json", "{\"<image>\": 1.5}", "<image>"},
+    };
+    int k = 0;
+    for (const Case& c : cases) {
+        std::string dir = dltest::scratch_dir(dl::str_cat("tokenizer-bad-id-", k++));
+        fs::copy_file(g_model, dir + "/tokenizer.model", fs::copy_options::overwrite_existing);
+        dltest::write_file(dir + "/" + c.file, c.json);
+        try {
+            dl::Tokenizer::load(dir);
+            ADD_FAILURE() << "expected dl::Error for " << c.json;
+        } catch (const dl::Error& e) {
+            EXPECT_NE(std::string(e.what()).find(c.file), std::string::npos) << e.what();
+            EXPECT_NE(std::string(e.what()).find(c.needle), std::string::npos) << e.what();
+        }
+    }
+}
+
 TEST(TokenizerLoad, ShimLookupHonoursEnvironment) {
     std::string found = dl::find_spm_shim();
     EXPECT_TRUE(fs::is_regular_file(found)) << found;
