@@ -117,11 +117,10 @@ struct Session::Impl {
 
     int num_layers() const { return model->config().text.num_hidden_layers; }
 
-    // A cache sized for what each layer will hold: layers < k the whole prompt plus the new
-    // tokens, layers >= k `tail` entries plus the new tokens (tail 0: allocated later, once the
-    // pruning method has said how many tokens it keeps).
-    KVCache pruned_cache(int k, int64_t tail, int max_new_tokens) const {
-        std::vector<int64_t> caps(size_t(num_layers()), tail > 0 ? tail + max_new_tokens + 1 : 0);
+    // A cache whose layers < k hold the whole prompt plus the new tokens; layers >= k are
+    // allocated by run_pruned_tail once the method has said how many tokens it keeps.
+    KVCache pruned_cache(int k, int max_new_tokens) const {
+        std::vector<int64_t> caps(size_t(num_layers()), 0);
         for (int l = 0; l < k; ++l) caps[size_t(l)] = seq_len() + max_new_tokens + 1;
         return model->new_cache(caps);
     }
@@ -321,7 +320,7 @@ struct Session::Impl {
         run.timing_ms.selection = sel.result.selection_ms;
         run.timing_ms.prefill = embed_ms + sel.result.selection_ms;
         for (int l = 0; l < k; ++l) run.timing_ms.prefill += layer_ms[l];
-        KVCache cache = pruned_cache(k, int64_t(sel.keep.size()), max_new_tokens);
+        KVCache cache = pruned_cache(k, max_new_tokens);
         cache.copy_prefix_from(trunk_cache, 0, k);
         if (progress) progress(0.5, "prefill");
         at::Tensor logits = run_pruned_tail(run, sel, layer_inputs[k], cache, k, max_new_tokens, cancel);
@@ -341,7 +340,7 @@ struct Session::Impl {
         const bool pruned = cfg.method != "none";
         const int L = num_layers();
         const int k = pruned ? cfg.layer : L;
-        KVCache cache = pruned_cache(k, 0, max_new_tokens);
+        KVCache cache = pruned_cache(k, max_new_tokens);
         auto t0 = Clock::now();
         at::Tensor x = embeds;
         const at::Tensor pos = model->positions_range(0, seq_len());

@@ -1,5 +1,7 @@
 #include "test_util.h"
 
+#include <gtest/gtest.h>
+
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -63,6 +65,19 @@ std::string read_file(const std::string& path) {
     std::ostringstream ss;
     ss << f.rdbuf();
     return ss.str();
+}
+
+std::string cli() { return bin_dir() + "/dartlens-cli"; }
+
+std::string expect_cli_error(const std::string& args) {
+    std::string out;
+    const int rc = run_command(cli() + " " + args, &out);
+    EXPECT_NE(rc, 0) << args;
+    EXPECT_LT(rc, 128) << "crashed: " << args << "\n" << out;
+    size_t lines = 0;
+    for (char ch : out) lines += ch == '\n';
+    EXPECT_EQ(lines, 1u) << out;
+    return out;
 }
 
 }  // namespace dltest

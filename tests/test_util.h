@@ -13,5 +13,10 @@ std::string scratch_dir(const std::string& name);
 // Runs a shell command, returns its exit status; stdout+stderr captured into *output if given.
 int run_command(const std::string& command, std::string* output = nullptr);
 void write_file(const std::string& path, const std::string& bytes);
+// The dartlens-cli of this build.
+std::string cli();
+// Runs `dartlens-cli ARGS` expecting failure (non-zero, no crash) with exactly one line of output
+// (gtest expectations); returns that output.
+std::string expect_cli_error(const std::string& args);
 std::string read_file(const std::string& path);
 }  // namespace dltest

@@ -16,7 +16,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string cli() { return dltest::bin_dir() + "/dartlens-cli"; }
+using dltest::cli;
 std::string sample_image() { return dltest::sample_image(); }
 
 const std::string& model_dir() {
@@ -30,17 +30,7 @@ const std::string& model_dir() {
     return dir;
 }
 
-// Runs the CLI expecting failure; returns its output, which must be exactly one line.
-std::string expect_error(const std::string& args) {
-    std::string out;
-    const int rc = dltest::run_command(cli() + " " + args, &out);
-    EXPECT_NE(rc, 0) << args;
-    EXPECT_LT(rc, 128) << "crashed: " << args << "\n" << out;
-    size_t lines = 0;
-    for (char ch : out) lines += ch == '\n';
-    EXPECT_EQ(lines, 1u) << out;
-    return out;
-}
+std::string expect_error(const std::string& args) { return dltest::expect_cli_error(args); }
 
 std::string copy_model(const std::string& name) {
     const std::string dir = dltest::scratch_dir("cli-" + name);

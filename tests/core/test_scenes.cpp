@@ -22,7 +22,7 @@ using nlohmann::json;
 
 namespace {
 
-std::string cli() { return dltest::bin_dir() + "/dartlens-cli"; }
+using dltest::cli;
 
 std::vector<json> read_jsonl(const std::string& path) {
     std::vector<json> out;
@@ -41,17 +41,7 @@ std::string write_set(const std::string& name, int count, uint64_t seed) {
     return dir;
 }
 
-// Expects failure with exactly one line of output; returns it.
-std::string expect_error(const std::string& args) {
-    std::string out;
-    const int rc = dltest::run_command(cli() + " " + args, &out);
-    EXPECT_NE(rc, 0) << args;
-    EXPECT_LT(rc, 128) << "crashed: " << args << "\n" << out;
-    size_t lines = 0;
-    for (char ch : out) lines += ch == '\n';
-    EXPECT_EQ(lines, 1u) << out;
-    return out;
-}
+std::string expect_error(const std::string& args) { return dltest::expect_cli_error(args); }
 
 std::string plural(const std::string& cls) { return cls == "person" ? "people" : cls == "fish" ? "fish" : cls + "s"; }
 
