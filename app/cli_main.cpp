@@ -6,6 +6,8 @@
 //   bench       llama-bench-style sweeps of methods, budgets and layers
 //   tokenize    the prompt tokenizer alone: text -> ids (tests/hf compares it with Hugging Face's)
 //   scenes      the scene world: seeded pictures with exact labels and POPE-style questions
+//   eval        batch hallucination evaluation (POPE, scene questions) of methods x budgets
+//   eval-merge  merge the output directories of `eval --shard I/N` runs into one
 // Flags follow llama.cpp (-m DIR --image F -p TEXT -n N -t THREADS). Errors print one line to
 // stderr and exit with status 1.
 #include <CLI/CLI.hpp>
@@ -18,6 +20,7 @@
 #include "core/api.h"
 #include "core/bench.h"
 #include "core/common.h"
+#include "core/eval.h"
 #include "core/export.h"
 #include "core/make_model.h"
 #include "core/npy.h"
@@ -303,6 +306,38 @@ int main(int argc, char** argv) {
     scenes->add_option("--size", scenes_size, "image size WIDTHxHEIGHT")->default_val("448x336");
     scenes->add_flag("--overwrite", sa.overwrite, "replace earlier outputs in a non-empty --out");
 
+    dl::EvalArgs ea;
+    CLI::App* eval = app.add_subcommand("eval", "answer a question file with every method and budget, and score it");
+    eval->add_option("--task", ea.task, "pope | scenes (the scene world's questions_other.jsonl)");
+    eval->add_option("--questions", ea.questions, "question file (JSON lines)");
+    eval->add_option("--images", ea.images, "image directory (default: the question file's directory)");
+    eval->add_option("--annotations", ea.annotations,
+                     "pope: directory of coco_pope_<category>.json labels, for files without labels");
+    eval->add_option("-m,--model", ea.model_dir, "llava-hf model directory");
+    eval->add_option("--method", ea.methods, "comma list: none,dart,fastv,random")->default_val("none,dart,fastv");
+    eval->add_option("--keep", ea.keep, "budgets: 64,128,192 or 64-192+64");
+    eval->add_option("--ratio", ea.ratio, "reduction ratios: 0.667,0.778,0.889");
+    eval->add_option("--layer", ea.layer, "pruning layer K")->default_val(2);
+    eval->add_option("--seed", ea.seed, "seed for random pruning")->default_val(0);
+    eval->add_option("--shard", ea.shard, "I/N: questions whose 0-based file index % N == I-1");
+    eval->add_flag("--resume", ea.resume, "keep the samples already in --out and answer only the rest");
+    eval->add_option("-n,--n-predict", ea.n_predict, "max new tokens per answer")->default_val(64);
+    eval->add_option("--limit", ea.limit, "only the first N questions of the file (before --shard)");
+    eval->add_option("--template", ea.template_name, "llava_v1|llava-hf")->default_val("llava_v1");
+    eval->add_option("--preprocess", ea.preprocess, "auto|crop|pad")->default_val("auto");
+    eval->add_option("--device", ea.device, "auto|cpu|cuda|cuda:N")->default_val("auto");
+    eval->add_option("--dtype", ea.dtype, "auto|f32|bf16|f16")->default_val("auto");
+    eval->add_option("-t,--threads", ea.threads, "threads (0 = all cores)")->default_val(0);
+    eval->add_option("--vocabulary", ea.vocabulary, "scenes task, describe: scenes | coco | CHAIR synonyms file")
+        ->default_val("scenes");
+    eval->add_option("--out", ea.out_dir, "output directory: samples_*.jsonl, results.json/.csv/.md");
+
+    std::vector<std::string> merge_dirs;
+    std::string merge_out;
+    CLI::App* eval_merge = app.add_subcommand("eval-merge", "merge `eval --shard` output directories into one");
+    eval_merge->add_option("dirs", merge_dirs, "shard output directories");
+    eval_merge->add_option("--out", merge_out, "merged output directory");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -317,6 +352,8 @@ int main(int argc, char** argv) {
             return 0;
         }
         if (bench->parsed()) return dl::run_bench(ba);
+        if (eval->parsed()) return dl::run_eval(ea);
+        if (eval_merge->parsed()) return dl::run_eval_merge(merge_dirs, merge_out);
         if (scenes->parsed()) {
             dl::scene_parse_size(scenes_size, &sa.width, &sa.height);
             const std::vector<dl::Scene> written = dl::scenes_write(sa);

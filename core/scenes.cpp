@@ -18,6 +18,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "core/common.h"
+#include "core/objects.h"
 
 namespace fs = std::filesystem;
 
@@ -797,6 +798,36 @@ std::vector<Scene> scenes_write(const ScenesArgs& args) {
     }
     if (!scenes_file || !other_file || !pope_file) throw Error(str_cat("--out ", args.out_dir, ": write failed"));
     return scenes;
+}
+
+bool scene_truth_for_image(const std::string& image_path, std::vector<std::string>* classes) {
+    namespace fs = std::filesystem;
+    const fs::path image(image_path);
+    const fs::path list = image.parent_path() / "scenes.jsonl";
+    std::ifstream f(list, std::ios::binary);
+    if (!f) return false;
+    const std::string name = image.filename().string();
+    std::string line;
+    int lineno = 0;
+    while (std::getline(f, line)) {
+        ++lineno;
+        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+        const std::string where = str_cat(list.string(), ":", lineno, ": ");
+        nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+        if (j.is_discarded() || !j.is_object()) throw Error(where + "not a JSON object");
+        if (!j.contains("image") || !j["image"].is_string()) throw Error(where + "\"image\" is missing or not a string");
+        if (j["image"].get<std::string>() != name) continue;
+        if (!j.contains("objects") || !j["objects"].is_array()) throw Error(where + "\"objects\" is missing or not a list");
+        classes->clear();
+        for (const nlohmann::json& o : j["objects"]) {
+            if (!o.is_object() || !o.contains("class") || !o["class"].is_string())
+                throw Error(where + "an object without a \"class\" string");
+            const std::string c = o["class"].get<std::string>();
+            if (std::find(classes->begin(), classes->end(), c) == classes->end()) classes->push_back(c);
+        }
+        return true;
+    }
+    return false;
 }
 
 }  // namespace dl

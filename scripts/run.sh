@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets DartLens up and runs the main job: the GUI on the bundled demo model and image.
+# Sets DartLens up and runs the main job: the GUI on the bundled demo model (dartlens-shapes) and a scene.
 # Without a display it falls back to headless: a screenshot of the real window rendered under
 # Xvfb (build/dartlens-demo.png) plus the CLI comparison of none / DART / FastV on the same input.
 # Env: DARTLENS_TORCH=debian (default) | pip: which LibTorch build to run (README, "Two LibTorch
@@ -14,13 +14,18 @@ BUILD_DIR=${BUILD_DIR:-$DEFAULT_BUILD}
 export BUILD_DIR
 if [ "$TORCH" = pip ]; then scripts/setup.sh --torch pip; else DARTLENS_NO_VENV=1 scripts/setup.sh; fi
 BIN=$BUILD_DIR/bin
-DEMO=$BUILD_DIR/demo-model
-IMAGE=resources/sample.jpg
-QUESTION=${QUESTION:-"What objects are in this picture?"}
-if [ ! -f "$DEMO/config.json" ]; then
-  "$BIN/dartlens-cli" make-model --preset llava-geom-small --out "$DEMO" --seed 0
+# The demo: dartlens-shapes, a small LLaVA-1.5 trained on the scene world (tools/shapes), on a
+# held-out scene; scenes.jsonl beside the picture fills "Objects present" (hallucination flags).
+DEMO=${DEMO_MODEL:-resources/models/dartlens-shapes}
+SCENES=$BUILD_DIR/demo-scenes
+SCENE_SEED=${SCENE_SEED:-2026}
+if [ ! -f "$SCENES/scenes.jsonl" ] || [ "$(cat "$SCENES/.seed" 2>/dev/null)" != "$SCENE_SEED" ]; then
+  "$BIN/dartlens-cli" scenes --count 8 --seed "$SCENE_SEED" --size 336x336 --out "$SCENES" --overwrite >/dev/null
+  echo "$SCENE_SEED" > "$SCENES/.seed"
 fi
-export DARTLENS_DEMO_MODEL="$PWD/$DEMO"
+IMAGE=${IMAGE:-$SCENES/scene_000000.png}
+QUESTION=${QUESTION:-"What objects are in this picture?"}
+case $DEMO in /*) export DARTLENS_DEMO_MODEL="$DEMO" ;; *) export DARTLENS_DEMO_MODEL="$PWD/$DEMO" ;; esac
 if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
   exec "$BIN/dartlens" --model "$DEMO" --image "$IMAGE" --question "$QUESTION"
 fi
@@ -30,4 +35,5 @@ xvfb-run -a "$BIN/dartlens" --screenshot "$BUILD_DIR/dartlens-demo.png" --model 
 echo "run: wrote $BUILD_DIR/dartlens-demo.png" >&2
 "$BIN/dartlens-cli" run -m "$DEMO" --image "$IMAGE" -p "$QUESTION" -n 24 --compare none,dart,fastv \
   --keep 64 --json "$BUILD_DIR/dartlens-demo.json"
+echo "run: objects really in $IMAGE: $(grep "\"$(basename "$IMAGE")\"" "$SCENES/scenes.jsonl" | grep -o '"class":"[a-z]*"' | cut -d\" -f4 | sort -u | paste -sd, -)" >&2
 echo "run: wrote $BUILD_DIR/dartlens-demo.json" >&2

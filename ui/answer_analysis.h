@@ -13,15 +13,14 @@
 #include <string>
 #include <vector>
 
+#include "core/objects.h"
+
 namespace dlui {
 
-// One whitespace-separated token of an answer: `text` as written, `norm` lower-cased with the
-// surrounding punctuation stripped ("Dog," -> "dog"). norm may be empty (a lone "-").
-struct Word {
-    std::string text;
-    std::string norm;
-};
-std::vector<Word> split_words(const std::string& text);
+using dl::ObjectMention;
+using dl::singular_candidates;
+using dl::split_words;
+using dl::Word;
 
 enum class DiffOp { same, added, removed };
 struct DiffPiece {
@@ -32,21 +31,15 @@ struct DiffPiece {
 // removed reference words appear just before the other-words that replace them.
 std::vector<DiffPiece> word_diff(const std::vector<Word>& reference, const std::vector<Word>& other);
 
-// Canonical object for a normalised word or two-word phrase ("puppies" -> "dog", "tv" ->
-// "tv", "cellphone" -> "cell phone"), or "" when it is not an object word.
+// Canonical COCO object for a normalised word or two-word phrase ("puppies" -> "dog"), or "".
 std::string canonical_object(const std::string& norm_word_or_phrase);
-// Singular form by simple rules plus a few irregulars ("boxes" -> "box", "men" -> "man").
-std::vector<std::string> singular_candidates(const std::string& word);
-// Parses a free tag list ("dogs, frisbee; grass") into canonical objects; a tag that is not in
-// the vocabulary is kept lower-cased (it can never match a mention: only vocabulary words are).
-std::set<std::string> parse_object_tags(const std::string& tags);
-
-struct ObjectMention {
-    int word = 0;             // first word index in split_words(answer)
-    int length = 1;           // 1 or 2 words
-    std::string object;       // canonical
-    bool hallucinated = false;
-};
+// Parses a free tag list ("dogs, frisbee; grass") into canonical objects of the vocabulary; a tag
+// that is not in it is kept lower-cased (it can never match a mention: only vocabulary words are).
+std::set<std::string> parse_object_tags(const std::string& tags,
+                                        const dl::ObjectVocabulary& vocabulary = dl::ObjectVocabulary::coco());
+// Objects mentioned in a text (canonical, with their positions).
+std::vector<ObjectMention> find_object_mentions(const std::vector<Word>& words,
+                                                const dl::ObjectVocabulary& vocabulary = dl::ObjectVocabulary::coco());
 
 struct AnswerAnalysis {
     std::vector<Word> words;
@@ -64,10 +57,9 @@ struct AnswerAnalysis {
 // Analyses `answer` against the unpruned `reference` answer and the objects really present.
 // is_reference: the answer is the unpruned one (no diff, no lost objects).
 AnswerAnalysis analyse_answer(const std::string& answer, const std::string& reference,
-                              const std::set<std::string>& truth_objects, bool is_reference);
+                              const std::set<std::string>& truth_objects, bool is_reference,
+                              const dl::ObjectVocabulary& vocabulary = dl::ObjectVocabulary::coco());
 
-// Objects mentioned in a text (canonical, with their positions); used by analyse_answer.
-std::vector<ObjectMention> find_object_mentions(const std::vector<Word>& words);
 
 // HTML for a QTextBrowser: added words highlighted, removed words struck through, hallucinated
 // objects red and underlined, followed by a one-line summary (CHAIR, lost objects).

@@ -10,6 +10,8 @@
 #include <QStandardPaths>
 #include <exception>
 
+#include "core/scenes.h"
+
 #if __has_include("core/make_model.h")
 #include "core/make_model.h"
 #define DARTLENS_HAVE_MAKE_MODEL 1
@@ -24,6 +26,11 @@ QString bundled_demo_model_dir() {
     if (is_model_dir(env)) return QDir(env).absolutePath();
     const QString rel = QDir(QCoreApplication::applicationDirPath()).filePath("../demo-model");
     if (is_model_dir(rel)) return QDir(rel).absolutePath();
+#ifdef DARTLENS_SOURCE_DIR
+    // the trained dartlens-shapes model of the source tree (tools/shapes)
+    const QString src = QDir(QStringLiteral(DARTLENS_SOURCE_DIR)).filePath("resources/models/dartlens-shapes");
+    if (is_model_dir(src)) return QDir(src).absolutePath();
+#endif
     return "";
 }
 
@@ -42,6 +49,21 @@ QString sample_image_path() {
     for (const QString& c : candidates)
         if (QFileInfo(c).isFile()) return QFileInfo(c).absoluteFilePath();
     return "";
+}
+
+QString demo_scene_image() {
+    const QString dir = QDir(QStandardPaths::writableLocation(QStandardPaths::AppLocalDataLocation)).filePath("demo-scenes");
+    const QString path = QDir(dir).filePath("scene_000000.png");
+    if (QFileInfo(path).isFile() && QFileInfo(QDir(dir).filePath("scenes.jsonl")).isFile()) return path;
+    try {
+        QDir().mkpath(dir);
+        dl::ScenesArgs a;
+        a.count = 8, a.seed = 2026, a.width = 336, a.height = 336, a.out_dir = dir.toStdString(), a.overwrite = true;
+        dl::scenes_write(a);
+    } catch (const std::exception&) {
+        return "";
+    }
+    return QFileInfo(path).isFile() ? path : QString();
 }
 
 QString synthetic_demo_image() {

@@ -603,6 +603,21 @@ void MainWindow::openImage(const QString& path) {
     }
     m_original = std::move(img);
     m_imagePath = QFileInfo(path).absoluteFilePath();
+    // A scene-world picture (scenes.jsonl beside it lists it): its exact objects fill "Objects
+    // present" and answers are read with the scene world's vocabulary.
+    std::vector<std::string> sceneObjects;
+    bool isScene = false;
+    try {
+        isScene = dl::scene_truth_for_image(m_imagePath.toStdString(), &sceneObjects);
+    } catch (const std::exception& e) {
+        showError(QString::fromUtf8(e.what()));
+    }
+    m_vocabularyName = isScene ? "scenes" : "coco";
+    if (isScene) {
+        QStringList tags;
+        for (const std::string& o : sceneObjects) tags << QString::fromStdString(o);
+        m_truthTags->setText(tags.join(", "));
+    }
     m_imageLabel->setText(QFileInfo(path).fileName() + QString(" <small>(%1×%2)</small>")
                                                            .arg(m_original.width)
                                                            .arg(m_original.height));
@@ -643,11 +658,14 @@ void MainWindow::loadModel(const QString& dir) {
 
 void MainWindow::openDemo(bool run) {
     m_runAfterLoad = run;
-    QString image = sample_image_path();
+    QString model = bundled_demo_model_dir();
+    // the trained scene-world model looks at a scene (with its ground truth); others at the photo
+    const bool shapes = !model.isEmpty() && QFileInfo(model).fileName() == "dartlens-shapes";
+    QString image = shapes ? demo_scene_image() : QString();
+    if (image.isEmpty()) image = sample_image_path();
     if (image.isEmpty()) image = synthetic_demo_image();  // resources/ not installed
     if (!image.isEmpty()) openImage(image);
     else statusBar()->showMessage("sample image not found (set DARTLENS_RESOURCES)", 10000);
-    QString model = bundled_demo_model_dir();
     if (model.isEmpty() && is_model_dir(generated_demo_model_dir())) model = generated_demo_model_dir();
     if (!model.isEmpty()) {
         loadModel(model);
@@ -951,7 +969,8 @@ void MainWindow::updateOverlays() {
 }
 
 void MainWindow::updateAnswers() {
-    const std::set<std::string> truth = parse_object_tags(m_truthTags->text().toStdString());
+    const dl::ObjectVocabulary& vocabulary = dl::ObjectVocabulary::builtin(m_vocabularyName);
+    const std::set<std::string> truth = parse_object_tags(m_truthTags->text().toStdString(), vocabulary);
     const dl::MethodRun* ref = runFor("none");
     const std::string refText = ref ? ref->text : std::string();
     for (MethodColumn* c : m_columns) {
@@ -961,7 +980,7 @@ void MainWindow::updateAnswers() {
             continue;
         }
         const bool isRef = c->method() == "none" || !ref;
-        AnswerAnalysis a = analyse_answer(run->text, refText, truth, isRef);
+        AnswerAnalysis a = analyse_answer(run->text, refText, truth, isRef, vocabulary);
         const bool stale = m_runKeys.value(c->method()) != runKey(c->method());
         c->setAnswerHtml(QString::fromStdString(answer_html(a)), stale);
         const QStringList methods = visibleMethods();

@@ -156,6 +156,7 @@ private:
     QCheckBox* m_showRandom = nullptr;
     QComboBox* m_overlayMode = nullptr;
     QLineEdit* m_truthTags = nullptr;
+    std::string m_vocabularyName = "coco";  // "scenes" for a scene-world picture
     QTimer* m_runTimer = nullptr;
 
     // results

@@ -24,6 +24,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
+from llava_hf_files import LLAVA_HF_CHAT_TEMPLATE, dump_json, write_processor_files, write_tokenizer_files  # noqa: E402
+
 SKIP = 77
 FALLBACK = "the frozen dump tests (tests/data/hf-llava-tiny, run by test_forward) remain the offline fallback"
 
@@ -46,15 +49,6 @@ VICUNA_V1_SYSTEM = ("A chat between a curious human and an artificial intelligen
 # The rendering rule of llava-hf/llava-1.5-7b-hf's chat template, written out here: per message
 # "ROLE: " (not for system), then "<image>\n" for each image item, then each text item + " ";
 # "ASSISTANT:" when a generation prompt is asked for.
-LLAVA_HF_CHAT_TEMPLATE = (
-    "{%- for m in messages -%}"
-    "{%- if m['role'] != 'system' -%}{{ m['role'] | upper }}: {% endif -%}"
-    "{%- for c in m['content'] if c['type'] == 'image' -%}<image>\n{% endfor -%}"
-    "{%- for c in m['content'] if c['type'] == 'text' -%}{{ c['text'] }} {% endfor -%}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}ASSISTANT:{%- endif -%}")
-
-
 def skip(why):
     print(f"SKIP: {why}; {FALLBACK}")
     sys.stdout.flush()
@@ -215,66 +209,6 @@ def train_spm(work, vocab_size=420):
     os.remove(prefix + ".vocab")
     os.remove(corpus)
     return model
-
-
-def write_tokenizer_files(out, spm_model):
-    """tokenizer.model + the tokenizer files of llava-hf/llava-1.5-7b-hf, with this vocabulary's ids:
-    tokenizer.json as the Hub has it (BPE, byte fallback, normalizer Prepend("▁") + Replace(" ", "▁"),
-    no pre-tokenizer, "<s> $A" post-processor), tokenizer_config.json (LlamaTokenizer, legacy false,
-    add_bos_token true, <image> and <pad> added special tokens), special_tokens_map.json and
-    added_tokens.json. Returns (sp_pieces, image_id, pad_id)."""
-    import sentencepiece as spm
-    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, processors
-    from transformers.convert_slow_tokenizer import SentencePieceExtractor
-
-    shutil.copyfile(spm_model, os.path.join(out, "tokenizer.model"))
-    sp = spm.SentencePieceProcessor(model_file=spm_model)
-    n = sp.get_piece_size()
-    image_id, pad_id = n, n + 1
-    ext = SentencePieceExtractor(spm_model).extract(models.BPE)  # HF's own vocab/merges extraction
-    vocab, merges = ext["vocab"], ext["merges"]
-    if len(vocab) != n:
-        raise RuntimeError(f"extracted vocab has {len(vocab)} entries, SentencePiece {n}")
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", fuse_unk=True, byte_fallback=True,
-                               dropout=None))
-    tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
-    tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
-                                     decoders.Strip(" ", 1, 0)])
-    tok.post_processor = processors.TemplateProcessing(single="<s>:0 $A:0", pair="<s>:0 $A:0 <s>:1 $B:1",
-                                                       special_tokens=[("<s>", 1)])
-    tok.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in ("<unk>", "<s>", "</s>")])
-    tok.add_special_tokens([AddedToken("<image>", normalized=False, special=True),
-                            AddedToken("<pad>", normalized=False, special=True)])
-    if tok.token_to_id("<image>") != image_id or tok.token_to_id("<pad>") != pad_id:
-        raise RuntimeError("added token ids are not sp_pieces, sp_pieces + 1")
-    tok.save(os.path.join(out, "tokenizer.json"))
-
-    def entry(content):
-        return {"content": content, "lstrip": False, "normalized": False, "rstrip": False, "single_word": False,
-                "special": True}
-    cfg = {
-        "add_bos_token": True, "add_eos_token": False, "add_prefix_space": None,
-        "added_tokens_decoder": {"0": entry("<unk>"), "1": entry("<s>"), "2": entry("</s>"),
-                                 str(image_id): entry("<image>"), str(pad_id): entry("<pad>")},
-        "bos_token": "<s>", "clean_up_tokenization_spaces": False, "eos_token": "</s>",
-        "extra_special_tokens": {"image_token": "<image>"}, "image_token": "<image>", "legacy": False,
-        "model_max_length": 1000000000000000019884624838656, "pad_token": "<pad>", "padding_side": "left",
-        "processor_class": "LlavaProcessor", "sp_model_kwargs": {}, "tokenizer_class": "LlamaTokenizer",
-        "trust_remote_code": False, "unk_token": "<unk>", "use_default_system_prompt": False,
-    }
-    dump_json(os.path.join(out, "tokenizer_config.json"), cfg)
-    special = {k: {kk: vv for kk, vv in entry(v).items() if kk != "special"}
-               for k, v in (("bos_token", "<s>"), ("eos_token", "</s>"), ("pad_token", "<pad>"),
-                            ("unk_token", "<unk>"))}
-    dump_json(os.path.join(out, "special_tokens_map.json"), special)
-    dump_json(os.path.join(out, "added_tokens.json"), {"<image>": image_id, "<pad>": pad_id})
-    return n, image_id, pad_id
-
-
-def dump_json(path, obj):
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, ensure_ascii=False)
-        f.write("\n")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -470,17 +404,7 @@ def make_processor(out, case, write=False):
     (as llava-hf/llava-1.5-7b-hf has them)."""
     from transformers import AutoImageProcessor, AutoProcessor
     if write:
-        size = case.image_size
-        dump_json(os.path.join(out, "preprocessor_config.json"), {
-            "crop_size": {"height": size, "width": size}, "do_center_crop": True, "do_convert_rgb": True,
-            "do_normalize": True, "do_rescale": True, "do_resize": True,
-            "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_processor_type": "CLIPImageProcessor",
-            "image_std": [0.26862954, 0.26130258, 0.27577711], "processor_class": "LlavaProcessor", "resample": 3,
-            "rescale_factor": 0.00392156862745098, "size": {"shortest_edge": size}})
-        dump_json(os.path.join(out, "processor_config.json"), {
-            "image_token": "<image>", "num_additional_image_tokens": 1, "patch_size": case.patch,
-            "processor_class": "LlavaProcessor", "vision_feature_select_strategy": case.strategy})
-        dump_json(os.path.join(out, "chat_template.json"), {"chat_template": LLAVA_HF_CHAT_TEMPLATE})
+        write_processor_files(out, case.image_size, case.patch, case.strategy)
     proc = AutoProcessor.from_pretrained(out, backend="pil")
     # transformers 5's CLIPImageProcessor is the torchvision one; the Pillow pipeline (what LLaVA
     # was trained with, and what DartLens reproduces) is CLIPImageProcessorPil.
@@ -722,6 +646,60 @@ def run_case(case, cli, work, spm_model):
 SPECIAL_LITERAL = "special-token literal"
 
 
+# ---------------------------------------------------------------------------------------------
+# a trained checkpoint (resources/models/dartlens-shapes): greedy answers, HF vs DartLens
+
+
+MODEL_QUESTIONS = ["What objects are in this picture?", "Is there a car in the image?",
+                   "Is there a dog in the image?", "How many trees are there?", "What color is the sun?"]
+
+
+def run_model(cli, work, model_dir, n_scenes=4, n_predict=48):
+    """Greedy answers of a trained llava-hf checkpoint on held-out scenes (dartlens-cli scenes, set
+    seed 777, 336x336), both prompt templates: HF's LlavaProcessor + generate(do_sample=False) vs
+    dartlens-cli run; generated ids and decoded text must be identical."""
+    import torch
+    from transformers import LlavaForConditionalGeneration
+    t0 = time.time()
+    errors = []
+    scenes = os.path.join(work, "model-scenes")
+    if not os.path.exists(os.path.join(scenes, "scenes.jsonl")):
+        run_cli(cli, ["scenes", "--count", str(n_scenes), "--seed", "777", "--out", scenes, "--size", "336x336",
+                      "--overwrite"], "scenes")
+    model = LlavaForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32).eval()
+    case = Case("trained", 0, "trained checkpoint", image_size=model.config.vision_config.image_size,
+                patch=model.config.vision_config.patch_size, strategy=model.config.vision_feature_select_strategy)
+    proc = make_processor(model_dir, case)
+    eos = model.generation_config.eos_token_id
+    n = agree = 0
+    samples = []
+    for i in range(n_scenes):
+        image_path = os.path.join(scenes, f"scene_{i:06d}.png")
+        for qi, question in enumerate(MODEL_QUESTIONS):
+            template = ["llava_v1", "llava-hf"][(i + qi) % 2]
+            text = dataclasses.replace(case, template=template, question=question)
+            inputs = proc(images=hf_image(text, image_path, proc), text=prompt_text(text), return_tensors="pt")
+            n0 = inputs["input_ids"].shape[1]
+            with torch.no_grad():
+                hf_new = model.generate(**inputs, do_sample=False, num_beams=1, max_new_tokens=n_predict)[0, n0:].tolist()
+            if eos in hf_new:
+                hf_new = hf_new[:hf_new.index(eos) + 1]
+            hf_text = proc.tokenizer.decode([t for t in hf_new if t != eos], skip_special_tokens=True)
+            stdout, _ = run_cli(cli, ["run", "-m", model_dir, "--image", image_path, "-p", question, "-n",
+                                      str(n_predict), "--template", template, "--device", DL_DEVICE, "--dtype",
+                                      DL_DTYPE, "-t", "2", "--json", "-"], f"scene {i} '{question}'")
+            run = json.loads(stdout)["runs"][0]
+            dl_new = run["output_ids"]
+            n += 1
+            same = dl_new == hf_new and run["text"].strip() == hf_text.strip()
+            agree += same
+            samples.append({"scene": i, "question": question, "template": template, "hf": hf_text, "dartlens": run["text"]})
+            check(same, f"scene {i} ({template}) '{question}': HF {hf_new} '{hf_text}' vs DartLens {dl_new} "
+                  f"'{run['text']}'", errors)
+    return {"case": "model", "errors": errors, "n": n, "agree": agree, "samples": samples,
+            "seconds": round(time.time() - t0, 1)}
+
+
 def tokenizer_corpus():
     """(category, text) pairs. Each text is encoded by DartLens and by HF's tokenizer."""
     c = []
@@ -824,8 +802,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cli", help="path of dartlens-cli")
     ap.add_argument("--work", help="scratch directory (created; reused between runs)")
-    ap.add_argument("what", choices=["list", "names", "tokenizer", "llava"])
-    ap.add_argument("cases", nargs="*", help="configuration or group names for 'llava' (default: all)")
+    ap.add_argument("what", choices=["list", "names", "tokenizer", "llava", "model"])
+    ap.add_argument("cases", nargs="*", help="configuration or group names for 'llava' (default: all); "
+                    "for 'model' the checkpoint directory")
     a = ap.parse_args()
     if a.what == "list":
         for c in CASES:
@@ -839,6 +818,20 @@ def main():
     if not os.access(a.cli, os.X_OK):
         print(f"error: {a.cli}: dartlens-cli not found or not executable", file=sys.stderr)
         return 2
+    if a.what == "model":
+        if len(a.cases) != 1 or not os.path.isfile(os.path.join(a.cases[0], "config.json")):
+            ap.error("'model' takes one llava-hf checkpoint directory")
+        import_stack()
+        os.makedirs(a.work, exist_ok=True)
+        r = run_model(a.cli, a.work, a.cases[0])
+        for smp in r["samples"]:
+            print(f"  scene {smp['scene']} [{smp['template']}] {smp['question']} -> HF '{smp['hf']}' | DartLens '{smp['dartlens']}'")
+        print(f"[{'FAIL' if r['errors'] else 'ok'}] model {a.cases[0]}: greedy answers identical on {r['agree']}/{r['n']} "
+              f"({r['seconds']} s)")
+        for e in r["errors"]:
+            print("    " + e)
+        dump_json(os.path.join(a.work, "summary-model.json"), r)
+        return 1 if r["errors"] else 0
     unknown = [n for n in a.cases if n not in CASE_BY_NAME and n not in GROUPS]
     if unknown:
         ap.error(f"unknown configuration(s) {', '.join(unknown)}; known: {', '.join(CASE_BY_NAME)}; "
