@@ -26,7 +26,7 @@ case "$TORCH" in debian|pip) ;; *) echo "setup: --torch must be debian or pip, n
 
 PKGS=(cmake g++ make pkg-config libgtest-dev qt6-base-dev libqt6opengl6-dev qt6-charts-dev qt6-svg-dev
       libopenblas0-openmp libopencv-dev libsentencepiece-dev sentencepiece
-      nlohmann-json3-dev libcli11-dev xvfb xauth python3 python3-venv)
+      nlohmann-json3-dev libcli11-dev xvfb xauth python3 python3-venv slurm-wlm munge)
 [ "$TORCH" = debian ] && PKGS+=(libtorch-dev)
 missing=()
 for p in "${PKGS[@]}"; do

@@ -12,6 +12,10 @@ Recipe (all in RECIPE below; the model card repeats it):
   - one sample = one scene as a multi-turn conversation (llava_v1 or llava-hf template at random):
     describe, existence (Yes/No, present and absent classes), colour, count and position
     questions in random order; loss on the answers (and their </s>) only.
+  - an auxiliary dense loss during training only: a linear head on the image features the
+    projector reads predicts, for every patch, the class and colour of the object whose box
+    covers the patch centre (the last drawn wins; "none" elsewhere), so that the from-scratch
+    ViT learns to see within the CPU budget. The head is not part of the exported checkpoint.
   - AdamW, linear warm-up then cosine decay, fixed seed; float32 weights, bfloat16 autocast.
 
 Usage (from the repository root, the venv of scripts/venv.sh):
@@ -32,13 +36,14 @@ RECIPE = {
     "train_seed_base": 100000,     # scene set seeds 100000, 100001, ... (held-out sets use seeds < 1000)
     "chunk": 2000,                 # scenes per generated set
     "size": 336,                   # scenes are 336x336: the processor's resize and crop are identities
-    "steps": 3200,
+    "steps": 2400,
     "batch": 8,
     "lr": 1.5e-3,
     "warmup": 200,
     "weight_decay": 0.05,
     "seed": 1,
     "spm_vocab": 1000,
+    "aux_weight": 1.0,             # dense patch class/colour loss (training only)
     "vision": dict(hidden_size=128, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4),
     "text": dict(hidden_size=192, intermediate_size=512, num_hidden_layers=4, num_attention_heads=3,
                  num_key_value_heads=3),
@@ -235,6 +240,24 @@ class SceneStream:
         return k, scenes, pixels
 
 
+def patch_labels(scene, size, patch=14):
+    """Per patch (row-major grid): class index + 1 and colour index + 1 of the last-drawn object
+    whose box covers the patch centre, 0 where none does."""
+    import numpy as np
+    g = size // patch
+    centre = np.arange(g) * patch + patch // 2
+    cls = np.zeros((g, g), dtype=np.int64)
+    col = np.zeros((g, g), dtype=np.int64)
+    for o in scene["objects"]:
+        x0, y0, x1, y1 = o["box"]
+        rows = (centre >= y0) & (centre < y1)
+        cols = (centre >= x0) & (centre < x1)
+        m = rows[:, None] & cols[None, :]
+        cls[m] = CLASSES.index(o["class"]) + 1
+        col[m] = COLORS.index(o["color"]) + 1
+    return cls.reshape(-1), col.reshape(-1)
+
+
 def to_pixel_values(batch_u8):
     """CLIPImageProcessor on 336x336 RGB: rescale 1/255, normalise (resize and crop are identities)."""
     import torch
@@ -298,9 +321,13 @@ def train(args):
     enc = Encoder(spm_model, n_image)
     model = build_model(r, enc.n, enc.image_id, enc.pad_id)
     n_params = sum(p.numel() for p in model.parameters())
+    vis_dim = r["vision"]["hidden_size"]
+    aux = torch.nn.Linear(vis_dim, (len(CLASSES) + 1) + (len(COLORS) + 1))
+    captured = {}
+    model.model.multi_modal_projector.register_forward_hook(lambda mod, inp, out: captured.__setitem__("f", inp[0]))
     print(f"params {n_params / 1e6:.2f} M, vocab {enc.n} pieces", flush=True)
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embed" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embed" not in n)]
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embed" not in n] + [aux.weight]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embed" not in n)] + [aux.bias]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": r["weight_decay"]},
                              {"params": no_decay, "weight_decay": 0.0}], lr=r["lr"], betas=(0.9, 0.98))
     ckpt = os.path.join(args.work, "train_state.pt")
@@ -308,6 +335,7 @@ def train(args):
     if os.path.exists(ckpt):
         st = torch.load(ckpt, weights_only=False)
         model.load_state_dict(st["model"])
+        aux.load_state_dict(st["aux"])
         opt.load_state_dict(st["opt"])
         step = st["step"]
         print(f"resumed at step {step}", flush=True)
@@ -336,23 +364,31 @@ def train(args):
             pv = to_pixel_values(pixels[idx])
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, r)
+            labs = [patch_labels(scenes[i], r["size"]) for i in idx]
+            pcls = torch.from_numpy(np.stack([a for a, _ in labs]))
+            pcol = torch.from_numpy(np.stack([b for _, b in labs]))
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=not args.f32):
                 out = model(input_ids=ids, pixel_values=pv, attention_mask=mask, labels=labels)
+                al = aux(captured.pop("f")).float()
+            nc = len(CLASSES) + 1
+            aux_loss = torch.nn.functional.cross_entropy(al[..., :nc].reshape(-1, nc), pcls.reshape(-1)) + \
+                torch.nn.functional.cross_entropy(al[..., nc:].reshape(-1, al.shape[-1] - nc), pcol.reshape(-1))
             opt.zero_grad(set_to_none=True)
-            out.loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            (out.loss + r["aux_weight"] * aux_loss).backward()
+            torch.nn.utils.clip_grad_norm_(list(model.parameters()) + list(aux.parameters()), 1.0)
             opt.step()
             step += 1
             loss = out.loss.item()
             ema = loss if ema is None else 0.98 * ema + 0.02 * loss
             if step % 20 == 0 or step == 1:
                 el = time.time() - t0
-                print(f"step {step} loss {loss:.4f} ema {ema:.4f} lr {lr_at(step, r):.2e} {el:.0f}s "
+                print(f"step {step} loss {loss:.4f} ema {ema:.4f} aux {aux_loss.item():.4f} lr {lr_at(step, r):.2e} {el:.0f}s "
                       f"len {ids.shape[1]}", flush=True)
-                log.write(json.dumps({"step": step, "loss": loss, "ema": ema, "time_s": el}) + "\n")
+                log.write(json.dumps({"step": step, "loss": loss, "ema": ema, "aux": aux_loss.item(), "time_s": el}) + "\n")
                 log.flush()
             if step % 250 == 0 or step == r["steps"]:
-                torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step}, ckpt + ".tmp")
+                torch.save({"model": model.state_dict(), "aux": aux.state_dict(), "opt": opt.state_dict(), "step": step},
+                           ckpt + ".tmp")
                 os.replace(ckpt + ".tmp", ckpt)
     print(f"done: {step} steps in {time.time() - t0:.0f} s", flush=True)
 
