@@ -34,7 +34,8 @@ int main(int argc, char** argv) {
     QCommandLineOption run("run", "Run the comparison once the model is loaded.");
     QCommandLineOption ratio("ratio", "Reduction ratio R in [0,1].", "R");
     QCommandLineOption timeout("timeout", "Screenshot mode: give up after SECONDS (default 600).", "SECONDS", "600");
-    parser.addOptions({screenshot, model, image, question, run, ratio, timeout});
+    QCommandLineOption evalDir("eval", "Open the benchmark view on a dartlens-cli eval output directory.", "DIR");
+    parser.addOptions({screenshot, model, image, question, run, ratio, timeout, evalDir});
     parser.process(app);
 
     const bool shot = parser.isSet(screenshot);
@@ -83,5 +84,6 @@ int main(int argc, char** argv) {
         if (parser.isSet(model)) window.loadModel(parser.value(model));
         if (parser.isSet(run)) window.runNow();
     }
+    if (parser.isSet(evalDir)) window.openEvalResults(parser.value(evalDir));
     return app.exec();
 }

@@ -790,6 +790,10 @@ int run_eval(const EvalArgs& a) {
     ojson config;
     config["task"] = a.task;
     config["questions"] = a.questions;
+    // where the images are (absolute), so that the GUI's benchmark view can open a question's picture
+    config["images"] = fs::absolute(a.images.empty() ? fs::path(a.questions).parent_path() : fs::path(a.images))
+                           .lexically_normal()
+                           .string();
     config["model"] = info.name;
     config["compute_dtype"] = info.compute_dtype;
     config["num_image_tokens"] = n_image;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets DartLens up and runs the main job: the GUI on the bundled demo model (dartlens-shapes) and a scene.
+# Sets DartLens up and runs the main job: the GUI on the demo model and a scene of the scene world.
 # Without a display it falls back to headless: a screenshot of the real window rendered under
 # Xvfb (build/dartlens-demo.png) plus the CLI comparison of none / DART / FastV on the same input.
 # Env: DARTLENS_TORCH=debian (default) | pip: which LibTorch build to run (README, "Two LibTorch
@@ -14,9 +14,14 @@ BUILD_DIR=${BUILD_DIR:-$DEFAULT_BUILD}
 export BUILD_DIR
 if [ "$TORCH" = pip ]; then scripts/setup.sh --torch pip; else DARTLENS_NO_VENV=1 scripts/setup.sh; fi
 BIN=$BUILD_DIR/bin
-# The demo: dartlens-shapes, a small LLaVA-1.5 trained on the scene world (tools/shapes), on a
-# held-out scene; scenes.jsonl beside the picture fills "Objects present" (hallucination flags).
+# The demo model: resources/models/dartlens-shapes once a trained model is bundled (tools/shapes;
+# not yet: see its README), else the random-weight preset. The picture is a scene of the scene
+# world: scenes.jsonl beside it fills "Objects present", so hallucination flags have ground truth.
 DEMO=${DEMO_MODEL:-resources/models/dartlens-shapes}
+if [ ! -f "$DEMO/config.json" ]; then
+  DEMO=$BUILD_DIR/demo-model
+  [ -f "$DEMO/config.json" ] || "$BIN/dartlens-cli" make-model --preset llava-geom-small --out "$DEMO" --seed 0
+fi
 SCENES=$BUILD_DIR/demo-scenes
 SCENE_SEED=${SCENE_SEED:-2026}
 if [ ! -f "$SCENES/scenes.jsonl" ] || [ "$(cat "$SCENES/.seed" 2>/dev/null)" != "$SCENE_SEED" ]; then

@@ -47,6 +47,7 @@
 #include "core/overlay.h"
 #include "core/report.h"
 #include "ui/answer_analysis.h"
+#include "ui/benchmark_view.h"
 #include "ui/demo.h"
 #include "ui/enginecontroller.h"
 #include "ui/methodcolumn.h"
@@ -477,6 +478,8 @@ void MainWindow::buildMenus() {
     QAction* openModel = file->addAction("Open &model…", this, &MainWindow::openModelDialog);
     openModel->setShortcut(QKeySequence("Ctrl+M"));
     file->addAction("Open bundled &demo", this, [this] { openDemo(true); });
+    file->addAction("Open eval &results…", this, [this] { openEvalResults(QString()); })
+        ->setToolTip("Plot a dartlens-cli eval output directory: metric vs kept tokens per method");
     file->addSeparator();
     QAction* exportAct = file->addAction("&Export…", this, &MainWindow::exportInteractive);
     exportAct->setShortcut(QKeySequence("Ctrl+E"));
@@ -691,6 +694,25 @@ void MainWindow::openDemo(bool run) {
         loadModel(dir);
     });
     watcher->setFuture(QtConcurrent::run([dir] { return generate_demo_model(dir); }));
+}
+
+BenchmarkView* MainWindow::openEvalResults(const QString& dir) {
+    if (!m_benchmark) {
+        m_benchmark = new BenchmarkView;
+        m_benchmark->setAttribute(Qt::WA_DeleteOnClose, false);
+        connect(this, &QObject::destroyed, m_benchmark, &QObject::deleteLater);
+        connect(m_benchmark, &BenchmarkView::openQuestion, this, [this](const QString& image, const QString& question) {
+            openImage(image);
+            setQuestion(question);
+            raise();
+            activateWindow();
+            runNow();
+        });
+    }
+    if (!dir.isEmpty()) m_benchmark->openDirectory(dir);
+    m_benchmark->show();
+    m_benchmark->raise();
+    return m_benchmark;
 }
 
 void MainWindow::setQuestion(const QString& question) {

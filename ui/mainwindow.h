@@ -9,6 +9,7 @@
 #pragma once
 
 #include <QMainWindow>
+#include <QPointer>
 #include <QSettings>
 #include <QStringList>
 #include <QVector>
@@ -35,6 +36,7 @@ class QTimer;
 
 namespace dlui {
 
+class BenchmarkView;
 class EngineController;
 class MethodColumn;
 
@@ -74,6 +76,9 @@ public slots:
     void openImage(const QString& path);
     void loadModel(const QString& dir);
     void setQuestion(const QString& question);
+    // The benchmark view (a window of its own) on a dartlens-cli eval output directory ("" = a
+    // file dialog from the view); double-clicked questions open here.
+    BenchmarkView* openEvalResults(const QString& dir);
     void setRatio(double ratio);       // reduction ratio R in [0,1]
     void setTruthTags(const QString& tags);
     void setOverlayMode(const QString& mode);  // kept | dup | fastv | keynorm
@@ -157,6 +162,7 @@ private:
     QComboBox* m_overlayMode = nullptr;
     QLineEdit* m_truthTags = nullptr;
     std::string m_vocabularyName = "coco";  // "scenes" for a scene-world picture
+    QPointer<BenchmarkView> m_benchmark;
     QTimer* m_runTimer = nullptr;
 
     // results

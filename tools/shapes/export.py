@@ -20,9 +20,15 @@ def export(work, out, recipe):
     state = torch.load(os.path.join(work, "train_state.pt"), weights_only=False)
     model.load_state_dict(state["model"])
     model.eval()
+    card = None
+    if os.path.exists(os.path.join(out, "README.md")):  # the model card stays
+        card = open(os.path.join(out, "README.md"), encoding="utf-8").read()
     if os.path.exists(out):
         shutil.rmtree(out)
     os.makedirs(out)
+    if card is not None:
+        with open(os.path.join(out, "README.md"), "w", encoding="utf-8") as f:
+            f.write(card)
     sp_pieces, image_id, pad_id = write_tokenizer_files(out, spm_model)
     if (sp_pieces, image_id, pad_id) != (enc.n, enc.image_id, enc.pad_id):
         raise RuntimeError("tokenizer ids differ from training")

@@ -36,7 +36,19 @@ RECIPE = {
     "train_seed_base": 100000,     # scene set seeds 100000, 100001, ... (held-out sets use seeds < 1000)
     "chunk": 2000,                 # scenes per generated set
     "size": 336,                   # scenes are 336x336: the processor's resize and crop are identities
-    "steps": 2400,
+    "steps": 3400,
+    # The run that made the committed weights was started with a 2400-step cosine schedule and
+    # lengthened twice while it was still learning to see (before any model output was scored
+    # with pruning): to 3400 steps at step 1000, then to 3000 (the time budget) at step 1250.
+    # (start step, total steps of the cosine) for the steps from `start` on; the question
+    # sampler was re-seeded at each change, as the resumed run did. Reproduces that run exactly.
+    "schedule": [[0, 2400], [1000, 3400], [1250, 3000], [1750, 3400]],
+    # From step 1750 on (stage 2) a second auxiliary loss ties the image tokens the decoder reads
+    # to words: each projected image token's dot products with the input embeddings of the 16 class
+    # words (and, separately, the 10 colour words), plus a learnt "none" logit, predict the patch's
+    # class (colour). Stage 1 alone had learnt to see the scene type, not to answer per class.
+    "align_from": 1750,
+    "align_weight": 1.0,
     "batch": 8,
     "lr": 1.5e-3,
     "warmup": 200,
@@ -301,10 +313,19 @@ def collate(samples, pad_id):
     return ids, labels, mask
 
 
+def total_steps_at(step, r):
+    total = r["steps"]
+    for start, steps in r.get("schedule", []):
+        if step >= start:
+            total = steps
+    return total
+
+
 def lr_at(step, r):
     if step < r["warmup"]:
         return r["lr"] * (step + 1) / r["warmup"]
-    t = (step - r["warmup"]) / max(1, r["steps"] - r["warmup"])
+    total = total_steps_at(step, r)
+    t = (step - r["warmup"]) / max(1, total - r["warmup"])
     return r["lr"] * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
@@ -314,6 +335,7 @@ def train(args):
     r = dict(RECIPE)
     if args.steps:
         r["steps"] = args.steps
+        r["schedule"] = []
     torch.set_num_threads(args.threads)
     os.makedirs(args.work, exist_ok=True)
     spm_model = train_spm(args.work, r["spm_vocab"])
@@ -324,10 +346,15 @@ def train(args):
     vis_dim = r["vision"]["hidden_size"]
     aux = torch.nn.Linear(vis_dim, (len(CLASSES) + 1) + (len(COLORS) + 1))
     captured = {}
-    model.model.multi_modal_projector.register_forward_hook(lambda mod, inp, out: captured.__setitem__("f", inp[0]))
+    def capture(mod, inp, out):  # returns None: the projector's output is not replaced
+        captured["f"], captured["p"] = inp[0], out
+    model.model.multi_modal_projector.register_forward_hook(capture)
+    none_bias = torch.nn.Parameter(torch.zeros(2))
+    class_tok = [enc.sp.encode(c)[0] for c in CLASSES]
+    color_tok = [enc.sp.encode(c)[0] for c in COLORS]
     print(f"params {n_params / 1e6:.2f} M, vocab {enc.n} pieces", flush=True)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embed" not in n] + [aux.weight]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embed" not in n)] + [aux.bias]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embed" not in n)] + [aux.bias, none_bias]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": r["weight_decay"]},
                              {"params": no_decay, "weight_decay": 0.0}], lr=r["lr"], betas=(0.9, 0.98))
     ckpt = os.path.join(args.work, "train_state.pt")
@@ -336,7 +363,17 @@ def train(args):
         st = torch.load(ckpt, weights_only=False)
         model.load_state_dict(st["model"])
         aux.load_state_dict(st["aux"])
-        opt.load_state_dict(st["opt"])
+        if "none_bias" in st:
+            none_bias.data.copy_(st["none_bias"])
+        if len(st["opt"]["param_groups"][1]["params"]) == len(opt.param_groups[1]["params"]):
+            opt.load_state_dict(st["opt"])
+        else:  # a checkpoint from before stage 2: the new parameter starts with fresh moments
+            old = opt.state_dict()
+            so = st["opt"]
+            n_new = len(old["param_groups"][1]["params"]) - len(so["param_groups"][1]["params"])
+            assert n_new == 1
+            so["param_groups"][1]["params"] = old["param_groups"][1]["params"]
+            opt.load_state_dict(so)
         step = st["step"]
         print(f"resumed at step {step}", flush=True)
     rng = random.Random(r["seed"] * 7919 + step)
@@ -358,6 +395,8 @@ def train(args):
         for b0 in range(start, len(order) - r["batch"] + 1, r["batch"]):
             if step >= r["steps"]:
                 break
+            if any(step == start for start, _ in r.get("schedule", [])[1:]):
+                rng = random.Random(r["seed"] * 7919 + step)  # as the resumed run re-seeded
             idx = order[b0:b0 + r["batch"]]
             samples = [enc.sample(scene_qa(scenes[i], rng), rng.choice(["llava_v1", "llava-hf"])) for i in idx]
             ids, labels, mask = collate(samples, enc.pad_id)
@@ -370,11 +409,21 @@ def train(args):
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=not args.f32):
                 out = model(input_ids=ids, pixel_values=pv, attention_mask=mask, labels=labels)
                 al = aux(captured.pop("f")).float()
+                proj = captured.pop("p").float()
             nc = len(CLASSES) + 1
             aux_loss = torch.nn.functional.cross_entropy(al[..., :nc].reshape(-1, nc), pcls.reshape(-1)) + \
                 torch.nn.functional.cross_entropy(al[..., nc:].reshape(-1, al.shape[-1] - nc), pcol.reshape(-1))
+            total = out.loss + r["aux_weight"] * aux_loss
+            if step >= r.get("align_from", 1 << 30):
+                emb = model.get_input_embeddings().weight
+                proj = proj.reshape(len(idx), -1, proj.shape[-1])
+                lc = torch.cat([none_bias[0].expand(proj.shape[:2] + (1,)), proj @ emb[class_tok].T], -1)
+                lk = torch.cat([none_bias[1].expand(proj.shape[:2] + (1,)), proj @ emb[color_tok].T], -1)
+                align_loss = torch.nn.functional.cross_entropy(lc.reshape(-1, lc.shape[-1]), pcls.reshape(-1)) + \
+                    torch.nn.functional.cross_entropy(lk.reshape(-1, lk.shape[-1]), pcol.reshape(-1))
+                total = total + r["align_weight"] * align_loss
             opt.zero_grad(set_to_none=True)
-            (out.loss + r["aux_weight"] * aux_loss).backward()
+            total.backward()
             torch.nn.utils.clip_grad_norm_(list(model.parameters()) + list(aux.parameters()), 1.0)
             opt.step()
             step += 1
@@ -382,12 +431,12 @@ def train(args):
             ema = loss if ema is None else 0.98 * ema + 0.02 * loss
             if step % 20 == 0 or step == 1:
                 el = time.time() - t0
-                print(f"step {step} loss {loss:.4f} ema {ema:.4f} aux {aux_loss.item():.4f} lr {lr_at(step, r):.2e} {el:.0f}s "
+                print(f"step {step} loss {loss:.4f} ema {ema:.4f} aux {aux_loss.item():.4f} {('align %.4f ' % align_loss.item()) if step > r.get('align_from', 1 << 30) else ''}lr {lr_at(step, r):.2e} {el:.0f}s "
                       f"len {ids.shape[1]}", flush=True)
                 log.write(json.dumps({"step": step, "loss": loss, "ema": ema, "aux": aux_loss.item(), "time_s": el}) + "\n")
                 log.flush()
             if step % 250 == 0 or step == r["steps"]:
-                torch.save({"model": model.state_dict(), "aux": aux.state_dict(), "opt": opt.state_dict(), "step": step},
+                torch.save({"model": model.state_dict(), "aux": aux.state_dict(), "none_bias": none_bias.data, "opt": opt.state_dict(), "step": step},
                            ckpt + ".tmp")
                 os.replace(ckpt + ".tmp", ckpt)
     print(f"done: {step} steps in {time.time() - t0:.0f} s", flush=True)
