@@ -31,6 +31,18 @@ namespace dl {
 
 namespace {
 
+// One line of a JSON-lines file as a JSON object; dl::Error naming `where` ("FILE:LINE") otherwise.
+nlohmann::json parse_object_line(const std::string& line, const std::string& where) {
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(line);
+    } catch (const std::exception& e) {
+        throw Error(str_cat(where, ": invalid JSON: ", e.what()));
+    }
+    if (!j.is_object()) throw Error(str_cat(where, ": expected a JSON object"));
+    return j;
+}
+
 using Clock = std::chrono::steady_clock;
 
 std::string to_lower(std::string s) {
@@ -143,13 +155,7 @@ std::vector<Question> load_questions(const EvalArgs& a) {
         ++n;
         if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
         const std::string where = str_cat(a.questions, ":", n);
-        nlohmann::json j;
-        try {
-            j = nlohmann::json::parse(line);
-        } catch (const std::exception& e) {
-            throw Error(str_cat(where, ": invalid JSON: ", e.what()));
-        }
-        if (!j.is_object()) throw Error(str_cat(where, ": expected a JSON object"));
+        const nlohmann::json j = parse_object_line(line, where);
         Question q;
         q.index = int(out.size());
         q.line = n;
@@ -495,13 +501,7 @@ std::string eval_sample_to_json(const EvalSample& s) {
 }
 
 EvalSample eval_sample_from_json(const std::string& line, const std::string& where) {
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(line);
-    } catch (const std::exception& e) {
-        throw Error(str_cat(where, ": invalid JSON: ", e.what()));
-    }
-    if (!j.is_object()) throw Error(str_cat(where, ": expected a JSON object"));
+    const nlohmann::json j = parse_object_line(line, where);
     EvalSample s;
     auto need = [&](const char* key) -> const nlohmann::json& {
         if (!j.contains(key)) throw Error(str_cat(where, ": missing field '", key, "'"));

@@ -80,4 +80,13 @@ std::string expect_cli_error(const std::string& args) {
     return out;
 }
 
+std::vector<nlohmann::json> read_jsonl(const std::string& path) {
+    std::vector<nlohmann::json> out;
+    std::istringstream in(read_file(path));
+    std::string line;
+    while (std::getline(in, line))
+        if (!line.empty()) out.push_back(nlohmann::json::parse(line));
+    return out;
+}
+
 }  // namespace dltest

@@ -1,6 +1,9 @@
 // Helpers shared by the tests: where the reference data and scratch space live.
 #pragma once
 #include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace dltest {
 std::string source_dir();     // the repository root
@@ -19,4 +22,6 @@ std::string cli();
 // (gtest expectations); returns that output.
 std::string expect_cli_error(const std::string& args);
 std::string read_file(const std::string& path);
+// The JSON values of a JSON-lines file (empty lines skipped); throws on malformed lines.
+std::vector<nlohmann::json> read_jsonl(const std::string& path);
 }  // namespace dltest

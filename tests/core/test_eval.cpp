@@ -210,14 +210,7 @@ TEST(Eval, ShardParsing) {
 
 // --- end to end ------------------------------------------------------------------------------
 
-std::vector<json> read_jsonl(const std::string& path) {
-    std::vector<json> out;
-    std::istringstream in(dltest::read_file(path));
-    std::string line;
-    while (std::getline(in, line))
-        if (!line.empty()) out.push_back(json::parse(line));
-    return out;
-}
+using dltest::read_jsonl;
 
 std::vector<std::string> read_lines(const std::string& path) {
     std::vector<std::string> out;

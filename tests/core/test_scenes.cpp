@@ -24,14 +24,7 @@ namespace {
 
 using dltest::cli;
 
-std::vector<json> read_jsonl(const std::string& path) {
-    std::vector<json> out;
-    std::istringstream in(dltest::read_file(path));
-    std::string line;
-    while (std::getline(in, line))
-        if (!line.empty()) out.push_back(json::parse(line));
-    return out;
-}
+using dltest::read_jsonl;
 
 std::string write_set(const std::string& name, int count, uint64_t seed) {
     const std::string dir = dltest::scratch_dir(name) + "/set";
