@@ -132,13 +132,7 @@ std::vector<std::string> read_annotation_labels(const std::string& path) {
         ++n;
         if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
         const std::string where = str_cat(path, ":", n);
-        nlohmann::json j;
-        try {
-            j = nlohmann::json::parse(line);
-        } catch (const std::exception& e) {
-            throw Error(str_cat(where, ": invalid JSON: ", e.what()));
-        }
-        if (!j.is_object()) throw Error(str_cat(where, ": expected a JSON object"));
+        const nlohmann::json j = parse_object_line(line, where);
         labels.push_back(pope_label(string_field(j, "label", where), where));
     }
     return labels;
