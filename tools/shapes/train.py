@@ -10,13 +10,22 @@ Recipe (all in RECIPE below; the model card repeats it):
     CHUNK scenes each, generated while training runs; every scene is seen once (no epochs). The
     held-out evaluation uses other set seeds (tools/shapes/README.md).
   - one sample = one scene as a multi-turn conversation (llava_v1 or llava-hf template at random):
-    describe, existence (Yes/No, present and absent classes), colour, count and position
+    describe, existence (Yes/No, as many present as absent classes), colour, count and position
     questions in random order; loss on the answers (and their </s>) only.
-  - an auxiliary dense loss during training only: a linear head on the image features the
-    projector reads predicts, for every patch, the class and colour of the object whose box
-    covers the patch centre (the last drawn wins; "none" elsewhere), so that the from-scratch
-    ViT learns to see within the CPU budget. The head is not part of the exported checkpoint.
-  - AdamW, linear warm-up then cosine decay, fixed seed; float32 weights, bfloat16 autocast.
+  - three stages. A: the decoder learns to answer from clean image tokens built from the scene's
+    ground truth (Oracle: per patch, the sum of learnt vectors for its class, colour, object-centre
+    flag, row and column; class and colour vectors are the input embeddings of their words).
+    B: the vision tower + projector learn to produce those tokens from pixels (MSE, plus a dense
+    class / colour / centre head on the features the projector reads). C: everything from pixels,
+    LM loss plus B's losses. The oracle and the dense head exist in training only.
+  - supervision of the decoder's first layer in stages A and C, at the class word of a question:
+    head 0 attends to the image tokens of that class (to <s> if absent), head 1 evenly to <s> and
+    the centre tokens of that class's objects, and a linear probe on the layer's output there
+    predicts their colour and count. Without it, runs of 2400-3400 steps stayed blind (POPE 50%):
+    the decoder never found where to look. Only these two heads at question words are shaped, not
+    the last token's attention (FastV's ranking); the probe is dropped at export.
+  - AdamW, linear warm-up then cosine decay per stage, fixed seeds; float32 weights, bfloat16
+    autocast.
 
 Usage (from the repository root, the venv of scripts/venv.sh):
   python tools/shapes/train.py --cli build/bin/dartlens-cli --work /tmp/shapes-work
@@ -36,26 +45,17 @@ RECIPE = {
     "train_seed_base": 100000,     # scene set seeds 100000, 100001, ... (held-out sets use seeds < 1000)
     "chunk": 2000,                 # scenes per generated set
     "size": 336,                   # scenes are 336x336: the processor's resize and crop are identities
-    "steps": 3400,
-    # The run that made the committed weights was started with a 2400-step cosine schedule and
-    # lengthened twice while it was still learning to see (before any model output was scored
-    # with pruning): to 3400 steps at step 1000, then to 3000 (the time budget) at step 1250.
-    # (start step, total steps of the cosine) for the steps from `start` on; the question
-    # sampler was re-seeded at each change, as the resumed run did. Reproduces that run exactly.
-    "schedule": [[0, 2400], [1000, 3400], [1250, 3000], [1750, 3400]],
-    # From step 1750 on (stage 2) a second auxiliary loss ties the image tokens the decoder reads
-    # to words: each projected image token's dot products with the input embeddings of the 16 class
-    # words (and, separately, the 10 colour words), plus a learnt "none" logit, predict the patch's
-    # class (colour). Stage 1 alone had learnt to see the scene type, not to answer per class.
-    "align_from": 1750,
-    "align_weight": 1.0,
-    "batch": 8,
-    "lr": 1.5e-3,
-    "warmup": 200,
+    # Three stages (see Oracle): A the decoder on clean image tokens made from the ground truth,
+    # B the vision tower + projector learn to produce those tokens, C everything from pixels.
+    "stages": [
+        {"kind": "oracle", "steps": 700, "batch": 8, "lr": 1.5e-3, "warmup": 100, "noise": 0.3},
+        {"kind": "vision", "steps": 1200, "batch": 8, "lr": 1.5e-3, "warmup": 100},
+        {"kind": "joint", "steps": 1000, "batch": 8, "lr": 5e-4, "warmup": 50},
+    ],
+    "oracle_tied": True,
     "weight_decay": 0.05,
     "seed": 1,
     "spm_vocab": 1000,
-    "aux_weight": 1.0,             # dense patch class/colour loss (training only)
     "vision": dict(hidden_size=128, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4),
     "text": dict(hidden_size=192, intermediate_size=512, num_hidden_layers=4, num_attention_heads=3,
                  num_key_value_heads=3),
@@ -67,6 +67,7 @@ COLORS = ["red", "orange", "yellow", "green", "blue", "purple", "pink", "brown",
 NUMBER_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight"]
 SYSTEM = ("A chat between a curious human and an artificial intelligence assistant. The assistant gives "
           "helpful, detailed, and polite answers to the human's questions.")
+DESCRIBE_Q = "What objects are in this picture?"
 MEAN = [0.48145466, 0.4578275, 0.40821073]
 STD = [0.26862954, 0.26130258, 0.27577711]
 
@@ -84,14 +85,13 @@ def article(w):
 
 
 def describe(objects):
-    """The describe answer as core/scenes.cpp words it, groups ordered left to right (by the
-    leftmost box centre of the group), which a model can see; the evaluation is order-free."""
+    """The describe answer as core/scenes.cpp words it, groups in a fixed order (class, then
+    colour, in the order of CLASSES and COLORS), so the next group follows from the set of objects
+    and what was said; the evaluation is order-free."""
     groups = {}
     for o in objects:
         key = (o["color"], o["class"])
-        cx = (o["box"][0] + o["box"][2]) / 2
-        n, x = groups.get(key, (0, 1e9))
-        groups[key] = (n + 1, min(x, cx))
+        groups[key] = (groups.get(key, (0, 0))[0] + 1, (CLASSES.index(o["class"]), COLORS.index(o["color"])))
     items = sorted(groups.items(), key=lambda kv: kv[1][1])
     if not items:
         return "There are no objects."
@@ -110,11 +110,11 @@ def scene_qa(scene, rng):
         counts[o["class"]] = counts.get(o["class"], 0) + 1
     present = list(counts)
     absent = [c for c in CLASSES if c not in counts]
-    qa = [("What objects are in this picture?", describe(objs))]
+    qa = [(DESCRIBE_Q, describe(objs))]
     k = min(len(present), 3)
     for c in rng.sample(present, k):
         qa.append((f"Is there {article(c)} {c} in the image?", "Yes"))
-    for c in rng.sample(absent, min(len(absent), k + 1)):
+    for c in rng.sample(absent, min(len(absent), k)):
         qa.append((f"Is there {article(c)} {c} in the image?", "No"))
     unique = [c for c in present if counts[c] == 1]
     for c in rng.sample(unique, min(len(unique), 2)):
@@ -190,8 +190,9 @@ class Encoder:
         self.n_image = n_image
 
     def sample(self, qa, template):
-        """(ids, labels) for one conversation; labels -100 where no loss."""
-        ids, labels = [1], [-100]
+        """(ids, labels, asked) for one conversation; labels -100 where no loss; asked = (position,
+        class index) of the class word of each existence, colour, count or where question."""
+        ids, labels, asked, describe_at = [1], [-100], [], []
 
         def add(text, learn):
             t = self.sp.encode(text)
@@ -199,17 +200,48 @@ class Encoder:
             labels.extend(t if learn else [-100] * len(t))
 
         for i, (q, a) in enumerate(qa):
+            at = len(ids)
             if i == 0:
                 add((SYSTEM + " USER: ") if template == "llava_v1" else "USER: ", False)
                 ids.extend([self.image_id] * self.n_image)
                 labels.extend([-100] * self.n_image)
+                at = len(ids)
                 add("\n" + q + " ASSISTANT:", False)
             else:
                 add("USER: " + q + " ASSISTANT:", False)
+            if q == DESCRIBE_Q:
+                first = len(ids)
+                describe_at.extend(range(first - 1, first - 1 + len(self.sp.encode(a)) + 1))
+            c = asked_class(q)
+            if c is not None:
+                pieces = [self.sp.id_to_piece(t) for t in ids[at:]]
+                words = ("\u2581" + CLASSES[c], "\u2581" + plural(CLASSES[c]))
+                asked.append((at + next(j for j, p in enumerate(pieces) if p in words), c))
             add(a, True)
             ids.append(2)
             labels.append(2)
-        return ids, labels
+        return ids, labels, asked, describe_at
+
+
+def objects_by_class(scene):
+    """Class index -> the colours of the scene's objects of that class."""
+    out = {i: [] for i in range(len(CLASSES))}
+    for o in scene["objects"]:
+        out[CLASSES.index(o["class"])].append(o["color"])
+    return out
+
+
+def asked_class(q):
+    """Class index of the object an existence / colour / count / where question asks about."""
+    import re
+    m = re.match(r"(?:Is there an? (\w+) in|What color is the (\w+)\?|How many (\w+) are|Where is the (\w+):)", q)
+    if not m:
+        return None
+    w = next(g for g in m.groups() if g)
+    for i, c in enumerate(CLASSES):
+        if w in (c, plural(c)):
+            return i
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,12 +286,15 @@ class SceneStream:
 
 def patch_labels(scene, size, patch=14):
     """Per patch (row-major grid): class index + 1 and colour index + 1 of the last-drawn object
-    whose box covers the patch centre, 0 where none does."""
+    whose box covers the patch centre, 0 where none does; then each object's centre patch gets its
+    class and colour (in drawing order, so a small object no patch centre falls in is still there)
+    and the centre flag 1 (0 elsewhere)."""
     import numpy as np
     g = size // patch
     centre = np.arange(g) * patch + patch // 2
     cls = np.zeros((g, g), dtype=np.int64)
     col = np.zeros((g, g), dtype=np.int64)
+    ctr = np.zeros((g, g), dtype=np.int64)
     for o in scene["objects"]:
         x0, y0, x1, y1 = o["box"]
         rows = (centre >= y0) & (centre < y1)
@@ -267,7 +302,13 @@ def patch_labels(scene, size, patch=14):
         m = rows[:, None] & cols[None, :]
         cls[m] = CLASSES.index(o["class"]) + 1
         col[m] = COLORS.index(o["color"]) + 1
-    return cls.reshape(-1), col.reshape(-1)
+    for o in scene["objects"]:
+        x0, y0, x1, y1 = o["box"]
+        i, j = min(g - 1, int((y0 + y1) / 2) // patch), min(g - 1, int((x0 + x1) / 2) // patch)
+        cls[i, j] = CLASSES.index(o["class"]) + 1
+        col[i, j] = COLORS.index(o["color"]) + 1
+        ctr[i, j] = 1
+    return cls.reshape(-1), col.reshape(-1), ctr.reshape(-1)
 
 
 def to_pixel_values(batch_u8):
@@ -302,6 +343,7 @@ def build_model(recipe, sp_pieces, image_id, pad_id):
 
 def collate(samples, pad_id):
     import torch
+    samples = [s[:2] for s in samples]
     n = max(len(s[0]) for s in samples)
     ids = torch.full((len(samples), n), pad_id, dtype=torch.long)
     labels = torch.full((len(samples), n), -100, dtype=torch.long)
@@ -313,133 +355,284 @@ def collate(samples, pad_id):
     return ids, labels, mask
 
 
-def total_steps_at(step, r):
-    total = r["steps"]
-    for start, steps in r.get("schedule", []):
-        if step >= start:
-            total = steps
-    return total
+
+class Oracle:
+    """Stage A's stand-in for the vision tower + projector: the image token of a patch is a sum of
+    learnt vectors for its ground-truth class, colour, object-centre flag, row and column. The
+    decoder learns to answer from these clean tokens first; then the ViT + projector learn to
+    produce them (stage B), then everything is trained together on pixels (stage C)."""
+
+    def __init__(self, dim, grid, word_embeddings=None, class_tok=None, color_tok=None):
+        import torch
+        g = torch.Generator().manual_seed(2)
+        def table(n):
+            return torch.nn.Parameter(torch.randn(n, dim, generator=g) * 0.02)
+        self.cls, self.col, self.ctr = table(len(CLASSES) + 1), table(len(COLORS) + 1), table(2)
+        self.pos = {}  # grid -> (row, column) tables: a coarse first stage has its own
+        for n in sorted({grid, 8}):
+            self.pos[n] = (table(n), table(n))
+        # tied: a class's (colour's) vector is the decoder's input embedding of its word, so that
+        # matching a question's word to image tokens is a comparison of equal vectors
+        self.words = (word_embeddings, class_tok, color_tok) if word_embeddings is not None else None
+
+    def parameters(self):
+        return [self.cls, self.col, self.ctr] + [t for rc in self.pos.values() for t in rc]
+
+    def state_dict(self):
+        d = {"cls": self.cls.data, "col": self.col.data, "ctr": self.ctr.data}
+        for n, (r, c) in self.pos.items():
+            d[f"row{n}"], d[f"column{n}"] = r.data, c.data
+        return d
+
+    def load_state_dict(self, st):
+        for k in ("cls", "col", "ctr"):
+            getattr(self, k).data.copy_(st[k])
+        for n, (r, c) in self.pos.items():
+            r.data.copy_(st[f"row{n}"])
+            c.data.copy_(st[f"column{n}"])
+
+    def __call__(self, pcls, pcol, pctr):
+        """(B, g*g) labels -> (B, g*g, dim) image tokens."""
+        g = int(round(pcls.shape[1] ** 0.5))
+        row, column = self.pos[g]
+        pos = (row[:, None, :] + column[None, :, :]).reshape(g * g, -1)
+        cls, col = self.cls, self.col
+        if self.words is not None:
+            import torch
+            emb, ct, kt = self.words
+            cls = torch.cat([cls[:1], emb.weight[ct]])
+            col = torch.cat([col[:1], emb.weight[kt]])
+        return cls[pcls] + col[pcol] + self.ctr[pctr] + pos[None]
 
 
-def lr_at(step, r):
-    if step < r["warmup"]:
-        return r["lr"] * (step + 1) / r["warmup"]
-    total = total_steps_at(step, r)
-    t = (step - r["warmup"]) / max(1, total - r["warmup"])
-    return r["lr"] * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
+def lr_at(step, stage):
+    """Linear warm-up, then cosine to 5% of the peak, per stage (step counted within the stage)."""
+    peak, warm, total = stage["lr"], stage["warmup"], stage["steps"]
+    if step < warm:
+        return peak * (step + 1) / warm
+    t = (step - warm) / max(1, total - warm)
+    return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def lm_loss(logits, labels):
+    import torch
+    return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
+                                             labels[:, 1:].reshape(-1), ignore_index=-100)
 
 
 def train(args):
     import numpy as np
     import torch
+    F = torch.nn.functional
     r = dict(RECIPE)
-    if args.steps:
-        r["steps"] = args.steps
-        r["schedule"] = []
+    stages = [dict(s) for s in r["stages"]]
+    if args.steps:  # trials only: every stage shortened to this many steps
+        for s in stages:
+            s["steps"] = min(s["steps"], args.steps)
     torch.set_num_threads(args.threads)
     os.makedirs(args.work, exist_ok=True)
     spm_model = train_spm(args.work, r["spm_vocab"])
-    n_image = (r["size"] // 14) ** 2
+    grid = r["size"] // 14
+    n_image = grid * grid
     enc = Encoder(spm_model, n_image)
     model = build_model(r, enc.n, enc.image_id, enc.pad_id)
-    n_params = sum(p.numel() for p in model.parameters())
-    vis_dim = r["vision"]["hidden_size"]
-    aux = torch.nn.Linear(vis_dim, (len(CLASSES) + 1) + (len(COLORS) + 1))
+    llava = model.model
+    dim = r["text"]["hidden_size"]
+    if r.get("oracle_tied"):
+        oracle = Oracle(dim, grid, llava.language_model.get_input_embeddings(),
+                        [enc.sp.encode(c)[0] for c in CLASSES], [enc.sp.encode(c)[0] for c in COLORS])
+    else:
+        oracle = Oracle(dim, grid)
+    aux = torch.nn.Linear(r["vision"]["hidden_size"], (len(CLASSES) + 1) + (len(COLORS) + 1) + 2)
+    probe = torch.nn.Linear(dim, (len(COLORS) + 1) + 9)
     captured = {}
     def capture(mod, inp, out):  # returns None: the projector's output is not replaced
-        captured["f"], captured["p"] = inp[0], out
-    model.model.multi_modal_projector.register_forward_hook(capture)
-    none_bias = torch.nn.Parameter(torch.zeros(2))
-    class_tok = [enc.sp.encode(c)[0] for c in CLASSES]
-    color_tok = [enc.sp.encode(c)[0] for c in COLORS]
-    print(f"params {n_params / 1e6:.2f} M, vocab {enc.n} pieces", flush=True)
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embed" not in n] + [aux.weight]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embed" not in n)] + [aux.bias, none_bias]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": r["weight_decay"]},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=r["lr"], betas=(0.9, 0.98))
+        captured["f"] = inp[0]
+    llava.multi_modal_projector.register_forward_hook(capture)
+    print(f"params {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M, vocab {enc.n} pieces", flush=True)
+
     ckpt = os.path.join(args.work, "train_state.pt")
-    step = 0
-    if os.path.exists(ckpt):
-        st = torch.load(ckpt, weights_only=False)
+    st = torch.load(ckpt, weights_only=False) if os.path.exists(ckpt) else None
+    if st:
         model.load_state_dict(st["model"])
         aux.load_state_dict(st["aux"])
-        if "none_bias" in st:
-            none_bias.data.copy_(st["none_bias"])
-        if len(st["opt"]["param_groups"][1]["params"]) == len(opt.param_groups[1]["params"]):
-            opt.load_state_dict(st["opt"])
-        else:  # a checkpoint from before stage 2: the new parameter starts with fresh moments
-            old = opt.state_dict()
-            so = st["opt"]
-            n_new = len(old["param_groups"][1]["params"]) - len(so["param_groups"][1]["params"])
-            assert n_new == 1
-            so["param_groups"][1]["params"] = old["param_groups"][1]["params"]
-            opt.load_state_dict(so)
-        step = st["step"]
-        print(f"resumed at step {step}", flush=True)
-    rng = random.Random(r["seed"] * 7919 + step)
+        probe.load_state_dict(st["probe"])
+        oracle.load_state_dict(st["oracle"])
+        print(f"resumed at stage {st['stage']} step {st['stage_step']}", flush=True)
     stream = SceneStream(args.cli, args.work, r)
-    per_chunk = r["chunk"] // r["batch"]
-    # skip the chunks already consumed (each scene once, in order)
-    for _ in range(step // per_chunk):
+    cursor = st["cursor"] if st else 0  # scenes consumed so far, over all stages (each scene once)
+    for _ in range(cursor // r["chunk"]):
         stream.pending[1].join()
-        k = stream.pending[0]
-        stream._start(k + 1)
-    model.train()
-    t0 = time.time()
+        stream._start(stream.pending[0] + 1)
+    chunk = None
     log = open(os.path.join(args.work, "train_log.jsonl"), "a")
-    ema = None
-    while step < r["steps"]:
-        k, scenes, pixels = stream.next_chunk()
-        order = list(range(len(scenes)))
-        start = (step % per_chunk) * r["batch"]
-        for b0 in range(start, len(order) - r["batch"] + 1, r["batch"]):
-            if step >= r["steps"]:
-                break
-            if any(step == start for start, _ in r.get("schedule", [])[1:]):
-                rng = random.Random(r["seed"] * 7919 + step)  # as the resumed run re-seeded
-            idx = order[b0:b0 + r["batch"]]
-            samples = [enc.sample(scene_qa(scenes[i], rng), rng.choice(["llava_v1", "llava-hf"])) for i in idx]
-            ids, labels, mask = collate(samples, enc.pad_id)
-            pv = to_pixel_values(pixels[idx])
+    t0 = time.time()
+    nc, nk = len(CLASSES) + 1, len(COLORS) + 1
+
+    def vision_losses(pv, pcls, pcol, pctr):
+        """Projected image tokens, their distance to the oracle's and the dense patch losses."""
+        proj = llava.get_image_features(pixel_values=pv, vision_feature_layer=-1,
+                                        vision_feature_select_strategy="default").pooler_output
+        proj = torch.stack(list(proj)).float()
+        al = aux(captured.pop("f")).float()
+        target = oracle(pcls, pcol, pctr).detach()
+        mse = ((proj - target) ** 2).mean() / target.var()
+        dense = F.cross_entropy(al[..., :nc].reshape(-1, nc), pcls.reshape(-1)) + \
+            F.cross_entropy(al[..., nc:nc + nk].reshape(-1, nk), pcol.reshape(-1)) + \
+            F.cross_entropy(al[..., nc + nk:].reshape(-1, 2), pctr.reshape(-1))
+        return proj, mse, dense
+
+    # Supervision of the decoder's first layer (training only), at the class word of a question
+    # ("cat" in "Is there a cat in the image?"): head 0 is trained to attend to the image tokens of
+    # that class (to <s> when there is none), head 1 evenly to <s> and the centre tokens of the
+    # objects of that class (so its output tells how many there are), and a linear probe on the
+    # layer's output at that word predicts the objects' colour and count. The decoder thus learns
+    # where to look and what to carry before it can learn what to answer. This shapes two heads of
+    # layer 0 at question words only, not the last token's attention from which FastV ranks tokens.
+    sup_layer = llava.language_model.layers[0].self_attn
+    attn_in, layer_out = {}, {}
+    def attn_pre(mod, a, kw):
+        attn_in["h"], attn_in["pe"] = kw.get("hidden_states", a[0] if a else None), kw["position_embeddings"]
+    def layer_post(mod, a, out):
+        layer_out["h"] = out[0] if isinstance(out, tuple) else out
+    sup_layer.register_forward_pre_hook(attn_pre, with_kwargs=True)
+    llava.language_model.layers[0].register_forward_hook(layer_post)
+
+    def attention_loss(samples, pcls, pctr, pcol):
+        h = attn_in.pop("h")
+        out0 = layer_out.pop("h")
+        cos, sin = (t.float() for t in attn_in.pop("pe"))
+        hd = sup_layer.head_dim
+        def rope(x):  # HF Llama's rotate-half convention
+            return x * cos + torch.cat([-x[..., hd // 2:], x[..., :hd // 2]], -1) * sin
+        qk = [(rope(sup_layer.q_proj(h)[..., i * hd:(i + 1) * hd].float()),
+               rope(sup_layer.k_proj(h)[..., i * hd:(i + 1) * hd].float())) for i in (0, 1, 2)]
+        losses, feats, col_t, cnt_t = [], [], [], []
+        bos = torch.zeros(1, dtype=torch.long)
+        for b, smp in enumerate(samples):
+            img0 = smp[0].index(enc.image_id)
+            for pos, c in smp[2]:
+                where = pcls[b] == c + 1
+                tgt0 = where.nonzero().squeeze(1) + img0
+                tgt1 = torch.cat([bos, (where & (pctr[b] == 1)).nonzero().squeeze(1) + img0])
+                for (q, k), tgt, mean in ((qk[0], tgt0 if len(tgt0) else bos, False), (qk[1], tgt1, True)):
+                    lp = torch.log_softmax((k[b, :pos + 1] @ q[b, pos]) * hd ** -0.5, -1)
+                    losses.append(-lp[tgt].mean() if mean else -torch.logsumexp(lp[tgt], 0))
+                objs = smp[4][c]
+                feats.append(out0[b, pos])
+                cols = {o for o in objs}
+                col_t.append(0 if not objs else (COLORS.index(objs[0]) + 1 if len(cols) == 1 else -100))
+                cnt_t.append(min(len(objs), 8))
+            # head 2, at every token of a describe answer (and the one before it): evenly to the
+            # centre tokens of all objects, so each such position sees the list of objects
+            if smp[3]:
+                at = torch.tensor(smp[3])
+                sc = (qk[2][1][b] @ qk[2][0][b, at].T).T * hd ** -0.5          # (len(at), L)
+                sc = sc.masked_fill(torch.arange(sc.shape[1])[None, :] > at[:, None], float("-inf"))
+                centres = (pctr[b] == 1).nonzero().squeeze(1) + img0
+                losses.append(-torch.log_softmax(sc, -1)[:, centres].mean())
+        pr = probe(torch.stack(feats).float())
+        probe_loss = F.cross_entropy(pr[:, :nk], torch.tensor(col_t), ignore_index=-100) + \
+            F.cross_entropy(pr[:, nk:], torch.tensor(cnt_t))
+        return torch.stack(losses).mean(), probe_loss
+
+    def decoder_loss(ids, labels, mask, image_tokens):
+        emb = llava.language_model.get_input_embeddings()(ids)
+        sel = (ids == enc.image_id)
+        emb = emb.masked_scatter(sel[..., None], image_tokens.to(emb.dtype).reshape(-1, emb.shape[-1]))
+        h = llava.language_model(inputs_embeds=emb, attention_mask=mask).last_hidden_state
+        return lm_loss(model.lm_head(h), labels)
+
+    for si in range(st["stage"] if st else 0, len(stages)):
+        S = stages[si]
+        kind = S["kind"]
+        if kind == "oracle":      # decoder + oracle tables, no pixels
+            params = list(llava.language_model.parameters()) + list(model.lm_head.parameters()) + oracle.parameters() + \
+                list(probe.parameters())
+        elif kind == "vision":    # vision tower + projector (+ the dense head), to the frozen oracle's tokens
+            params = list(llava.vision_tower.parameters()) + list(llava.multi_modal_projector.parameters()) + \
+                list(aux.parameters())
+        else:                     # "joint": everything but the oracle, from pixels, LM loss + the stage-B losses
+            params = list(model.parameters()) + list(aux.parameters()) + list(probe.parameters())
+        for p in list(model.parameters()) + list(aux.parameters()) + oracle.parameters() + list(probe.parameters()):
+            p.requires_grad_(False)
+        for p in params:
+            p.requires_grad_(True)
+        decay = [p for p in params if p.ndim >= 2]
+        no_decay = [p for p in params if p.ndim < 2]
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": r["weight_decay"]},
+                                 {"params": no_decay, "weight_decay": 0.0}], lr=S["lr"], betas=(0.9, 0.98))
+        step = 0
+        if st and st["stage"] == si:
+            step = st["stage_step"]
+            if "opt" in st:
+                opt.load_state_dict(st["opt"])
+        rng = random.Random(r["seed"] * 7919 + si * 1000003 + step)
+        enc.n_image = S.get("grid", grid) ** 2
+        assert kind == "oracle" or enc.n_image == n_image
+        model.train()
+        ema = None
+        while step < S["steps"]:
+            B = S["batch"]
+            if chunk is None or chunk[0] != cursor // r["chunk"]:
+                k, scenes, pixels = stream.next_chunk()
+                assert k == cursor // r["chunk"], (k, cursor)
+                chunk = (k, scenes, pixels)
+            off = cursor % r["chunk"]
+            if off + B > r["chunk"]:  # a batch never spans two sets
+                cursor += r["chunk"] - off
+                continue
+            _, scenes, pixels = chunk
+            idx = list(range(off, off + B))
+            cursor += B
             for g in opt.param_groups:
-                g["lr"] = lr_at(step, r)
-            labs = [patch_labels(scenes[i], r["size"]) for i in idx]
-            pcls = torch.from_numpy(np.stack([a for a, _ in labs]))
-            pcol = torch.from_numpy(np.stack([b for _, b in labs]))
+                g["lr"] = lr_at(step, S)
+            labs = [patch_labels(scenes[i], r["size"], r["size"] // S.get("grid", grid)) for i in idx]
+            pcls, pcol, pctr = (torch.from_numpy(np.stack([l[j] for l in labs])) for j in range(3))
+            parts = {}
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=not args.f32):
-                out = model(input_ids=ids, pixel_values=pv, attention_mask=mask, labels=labels)
-                al = aux(captured.pop("f")).float()
-                proj = captured.pop("p").float()
-            nc = len(CLASSES) + 1
-            aux_loss = torch.nn.functional.cross_entropy(al[..., :nc].reshape(-1, nc), pcls.reshape(-1)) + \
-                torch.nn.functional.cross_entropy(al[..., nc:].reshape(-1, al.shape[-1] - nc), pcol.reshape(-1))
-            total = out.loss + r["aux_weight"] * aux_loss
-            if step >= r.get("align_from", 1 << 30):
-                emb = model.get_input_embeddings().weight
-                proj = proj.reshape(len(idx), -1, proj.shape[-1])
-                lc = torch.cat([none_bias[0].expand(proj.shape[:2] + (1,)), proj @ emb[class_tok].T], -1)
-                lk = torch.cat([none_bias[1].expand(proj.shape[:2] + (1,)), proj @ emb[color_tok].T], -1)
-                align_loss = torch.nn.functional.cross_entropy(lc.reshape(-1, lc.shape[-1]), pcls.reshape(-1)) + \
-                    torch.nn.functional.cross_entropy(lk.reshape(-1, lk.shape[-1]), pcol.reshape(-1))
-                total = total + r["align_weight"] * align_loss
+                if kind != "vision":
+                    samples = [enc.sample(scene_qa(scenes[i], rng), rng.choice(["llava_v1", "llava-hf"])) +
+                               (objects_by_class(scenes[i]),) for i in idx]
+                    ids, labels, mask = collate(samples, enc.pad_id)
+                if kind == "oracle":
+                    tokens = oracle(pcls, pcol, pctr)
+                    tokens = tokens + torch.randn_like(tokens) * S.get("noise", 0.0) * tokens.detach().std()
+                    parts["lm"] = decoder_loss(ids, labels, mask, tokens)
+                    parts["attn"], parts["probe"] = attention_loss(samples, pcls, pctr, pcol)
+                else:
+                    pv = to_pixel_values(pixels[idx])
+                    proj, parts["mse"], parts["dense"] = vision_losses(pv, pcls, pcol, pctr)
+                    if kind == "joint":
+                        parts["lm"] = decoder_loss(ids, labels, mask, proj)
+                        parts["attn"], parts["probe"] = attention_loss(samples, pcls, pctr, pcol)
+            total = sum(S.get("w_" + n, 1.0) * v for n, v in parts.items())
             opt.zero_grad(set_to_none=True)
             total.backward()
-            torch.nn.utils.clip_grad_norm_(list(model.parameters()) + list(aux.parameters()), 1.0)
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             step += 1
-            loss = out.loss.item()
-            ema = loss if ema is None else 0.98 * ema + 0.02 * loss
+            main_loss = parts.get("lm", parts.get("mse")).item()
+            ema = main_loss if ema is None else 0.97 * ema + 0.03 * main_loss
             if step % 20 == 0 or step == 1:
                 el = time.time() - t0
-                print(f"step {step} loss {loss:.4f} ema {ema:.4f} aux {aux_loss.item():.4f} {('align %.4f ' % align_loss.item()) if step > r.get('align_from', 1 << 30) else ''}lr {lr_at(step, r):.2e} {el:.0f}s "
-                      f"len {ids.shape[1]}", flush=True)
-                log.write(json.dumps({"step": step, "loss": loss, "ema": ema, "aux": aux_loss.item(), "time_s": el}) + "\n")
+                desc = " ".join(f"{n} {v.item():.4f}" for n, v in parts.items())
+                print(f"stage {si} {kind} step {step}/{S['steps']} {desc} ema {ema:.4f} lr {lr_at(step, S):.2e} "
+                      f"{el:.0f}s", flush=True)
+                log.write(json.dumps({"stage": si, "step": step, **{n: v.item() for n, v in parts.items()},
+                                      "ema": ema, "time_s": el}) + "\n")
                 log.flush()
-            if step % 250 == 0 or step == r["steps"]:
-                torch.save({"model": model.state_dict(), "aux": aux.state_dict(), "none_bias": none_bias.data, "opt": opt.state_dict(), "step": step},
-                           ckpt + ".tmp")
+            if step % 250 == 0 or step == S["steps"]:
+                done = step == S["steps"]
+                state = {"model": model.state_dict(), "aux": aux.state_dict(), "probe": probe.state_dict(), "oracle": oracle.state_dict(),
+                         "stage": si + 1 if done else si, "stage_step": 0 if done else step, "cursor": cursor,
+                         "step": sum(s["steps"] for s in stages[:si]) + step}
+                if not done:
+                    state["opt"] = opt.state_dict()
+                torch.save(state, ckpt + ".tmp")
                 os.replace(ckpt + ".tmp", ckpt)
-    print(f"done: {step} steps in {time.time() - t0:.0f} s", flush=True)
+        st = None
+    print(f"done in {time.time() - t0:.0f} s", flush=True)
 
 
 def main():
