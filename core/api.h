@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <string>
@@ -128,9 +129,12 @@ struct MethodRun {
     double prefill_flops = 0;       // analytic FLOPs of this run's prefill
     double decode_flops_per_token = 0;
     std::vector<float> prompt_logits;  // logits at the last prompt position (after pruning)
-    bool from_prefix_cache = false;    // vision + layers < K were reused, not recomputed
+    bool from_prefix_cache = false;    // vision + layers < K were reused, not recomputed: timing_ms
+                                       // is composed from the per-layer times measured when the
+                                       // cache was filled, not measured end to end by this call
     double wall_ms = 0;                // wall time of this call (smaller than timing_ms.total when cached)
-    bool cancelled = false;
+    bool cancelled = false;            // cancelled during decode: output_ids/text hold the tokens
+                                       // generated until then, timing_ms.decode the time until then
 };
 
 struct PromptInfo {
@@ -149,14 +153,30 @@ struct RunRequest {
     int max_new_tokens = 64;
 };
 
-// Progress: fraction in [0,1] and a short stage name. Cancel: set the flag to true; work stops at
-// the next layer or token boundary and the call throws dl::Cancelled.
+// Progress: fraction in [0,1] and a short stage name ("weights", "vision", "prefill", "decode"...),
+// reported per tensor while weights load and per layer or token while computing. It is called on
+// the thread doing the work. Cancel: set the flag to true; work stops at the next tensor, layer or
+// token boundary and the call throws dl::Cancelled (except during decode, see Session::run).
 using ProgressFn = std::function<void(double fraction, const std::string& stage)>;
 
 class Cancelled : public std::exception {
 public:
     const char* what() const noexcept override { return "cancelled"; }
 };
+
+// --- errors -----------------------------------------------------------------------------------
+
+// An error as a person reads it: one line that says what went wrong and what to do, and the
+// engine's full message (LibTorch's are many lines with a backtrace) for a "Details" button.
+struct UserMessage {
+    std::string summary;   // one line, e.g. "The GPU ran out of memory: try bf16 or fewer tokens ..."
+    std::string details;   // the full original message; empty when it says no more than summary
+};
+
+// Maps any exception the engine throws to a UserMessage: out of memory (CUDA or host) suggests
+// bf16 or fewer tokens, a missing or unreadable file names the file, dl::Cancelled says so,
+// LibTorch's c10::Error keeps only its first line in the summary.
+UserMessage user_message(const std::exception& error);
 
 class Session {
 public:
@@ -165,14 +185,17 @@ public:
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
 
-    // Loads a llava-hf directory. Throws dl::Error naming the file/tensor at fault.
+    // Loads a llava-hf directory. Throws dl::Error naming the file/tensor at fault. Progress is
+    // reported per tensor converted and per layer warmed up; a cancel stops at the next tensor or
+    // layer and keeps the model loaded before (if any).
     ModelInfo load_model(const std::string& dir, const LoadOptions& options,
                          const ProgressFn& progress = {}, const std::atomic<bool>* cancel = nullptr);
     bool has_model() const;
     const ModelInfo& model_info() const;
 
-    // Sets image + question; computes vision features and the unpruned prefill trunk lazily.
-    // Returns the tokenised prompt. Unchanged inputs keep the prefix cache.
+    // Sets image + question and computes the vision features (progress per CLIP layer); the
+    // unpruned prefill trunk is built lazily by preview() or run(). Returns the tokenised prompt.
+    // Unchanged inputs keep the prefix cache.
     PromptInfo prepare(const RunRequest& request, const ProgressFn& progress = {},
                        const std::atomic<bool>* cancel = nullptr);
     ImageGeometry geometry() const;
@@ -180,14 +203,18 @@ public:
     // their shape, after resize/crop or pad and CLIP normalisation. Empty before prepare().
     std::vector<float> pixel_values(std::vector<int64_t>* shape = nullptr) const;
 
-    // Selection only (no generation), from the prefix cache: what the overlay needs, fast.
-    PruningResult preview(const PruneConfig& config);
+    // Selection only (no generation), from the prefix cache: what the overlay needs, fast. The
+    // first call after new inputs builds the unpruned trunk (every layer on the full prompt):
+    // progress per layer, and a cancel throws dl::Cancelled and leaves no trunk behind.
+    PruningResult preview(const PruneConfig& config, const ProgressFn& progress = {},
+                          const std::atomic<bool>* cancel = nullptr);
 
     // Full run of one method on the prepared inputs. With use_prefix_cache (the default) vision
     // features and layers < K come from the cache and timing_ms reports what a cold run costs
     // (per-stage times measured when the cache was filled); without it everything is recomputed
     // from the pixels (vision, layers < K on the full sequence, selection, layers >= K pruned) —
-    // what `bench` times.
+    // what `bench` times. A cancel before decoding throws dl::Cancelled; a cancel during decode
+    // returns the run so far with cancelled = true (the answer's first tokens are worth showing).
     MethodRun run(const PruneConfig& config, int max_new_tokens, const ProgressFn& progress = {},
                   const std::atomic<bool>* cancel = nullptr, bool use_prefix_cache = true);
 

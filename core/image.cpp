@@ -67,9 +67,15 @@ static bool sniff_size(const std::string& bytes, int64_t* w, int64_t* h) {
 cv::Mat decode_image_rgb8(const std::string& bytes, const std::string& name) {
     if (bytes.empty()) throw Error(str_cat(name, ": empty file (0 bytes), not an image"));
     int64_t w = 0, h = 0;
-    if (sniff_size(bytes, &w, &h) && w * h > kMaxPixels)
+    // Header sizes are 32-bit: their product fits in 64 bits unsigned, not signed.
+    if (sniff_size(bytes, &w, &h) && uint64_t(w) * uint64_t(h) > uint64_t(kMaxPixels))
         throw Error(str_cat(name, ": image is ", w, "x", h, ", larger than the ",
                             kMaxPixels / 1000000, " megapixel limit"));
+
+    // OpenCV hands a DICOM file (a 128-byte preamble, then "DICM") to GDCM, whose assertions abort
+    // the whole process on a corrupt one (found by tests/fuzz/fuzz_image). Not a photo format.
+    if (bytes.size() >= 132 && bytes.compare(128, 4, "DICM") == 0)
+        throw Error(str_cat(name, ": DICOM files are not supported"));
 
     // ANYDEPTH keeps 16-bit samples so we choose the 8-bit mapping; ANYCOLOR keeps gray as one
     // channel and reduces alpha images to 3. Any flag other than IMREAD_UNCHANGED makes OpenCV

@@ -14,6 +14,7 @@
 #endif
 
 #include "core/common.h"
+#include "core/progress.h"
 #include "core/safetensors.h"
 #include "core/vision.h"
 
@@ -108,20 +109,28 @@ static void tune_allocator() {
 
 // Runs a few tokens through every decoder layer and lm_head, and a few rows through the first
 // CLIP layer, on throwaway inputs: pays the one-time costs (thread pool, GEMM kernel selection)
-// at load instead of in the first timed run. Results are discarded.
+// at load instead of in the first timed run. Results are discarded. Each layer touches all of its
+// weights (seconds for a 7B on a CPU), so progress and cancel come per layer.
 static void warm_up(const LlavaWeights& weights, const LlavaConfig& config, at::ScalarType dtype,
                     at::Device device) {
     c10::InferenceMode guard;
     try {
         const int64_t n = 4;
+        const int L = config.text.num_hidden_layers;
         auto opts = at::TensorOptions().dtype(dtype).device(device);
         KVCache cache = KVCache::for_model(config, weights, n);
         at::Tensor x = at::zeros({n, config.text.hidden_size}, opts);
         at::Tensor pos = at::arange(n, at::TensorOptions().dtype(at::kLong).device(device));
-        run_layers(weights, config, x, pos, cache, 0, config.text.num_hidden_layers);
+        for (int l = 0; l < L; ++l) {
+            progress_step(l, L + 1, "warm-up");
+            run_layers(weights, config, x, pos, cache, l, l + 1, progress_cancel_flag());
+        }
         last_logits(weights, config, x);
         if (!weights.vision.layers.empty())
             clip_layer(weights.vision.layers[0], config.vision, at::zeros({n, config.vision.hidden_size}, opts));
+        progress_step(L + 1, L + 1, "warm-up");
+    } catch (const Cancelled&) {
+        throw;
     } catch (const std::exception&) {
         // Only a warm-up: a model that cannot run reports that from its first real forward.
     }
@@ -146,9 +155,17 @@ LlavaModel::LlavaModel(const std::string& dir, const LoadOptions& options) : dir
     if (threads <= 0) threads = 1;
     if (at::get_num_threads() != threads) at::set_num_threads(threads);  // a call rebuilds the pools
 
+    // Progress (a ProgressScope of the caller, see progress.h): converting the weights is most of
+    // the load, the warm-up the rest.
     WeightStore store = WeightStore::open_dir(dir);
-    weights_ = load_llava_weights(store, config_, dtype_, device_);
-    warm_up(weights_, config_, dtype_, device_);
+    {
+        ProgressScope part(0.0, 0.9);
+        weights_ = load_llava_weights(store, config_, dtype_, device_);
+    }
+    {
+        ProgressScope part(0.9, 1.0);
+        warm_up(weights_, config_, dtype_, device_);
+    }
 
     ModelInfo& m = info_;
     m.dir = dir;

@@ -29,6 +29,7 @@
 #include "core/image.h"
 #include "core/llama.h"
 #include "core/llava.h"
+#include "core/progress.h"
 #include "core/prompt.h"
 #include "core/pruning/pruner.h"
 #include "core/tokenizer.h"
@@ -132,10 +133,11 @@ struct Session::Impl {
         return ids;
     }
 
-    void ensure_vision(const ProgressFn& progress, const std::atomic<bool>* cancel) {
+    // Vision features of the current image; progress per CLIP layer in [lo, hi] of the caller's bar.
+    void ensure_vision(const ProgressFn& progress, const std::atomic<bool>* cancel, double lo, double hi) {
         if (image_features.defined()) return;
         check_cancel(cancel);
-        if (progress) progress(0.05, "vision");
+        ProgressScope scope(progress, cancel, lo, hi);
         auto t0 = Clock::now();
         at::Tensor f = model->encode_image(pixel_values.to(model->device()));
         device_sync(model->device());
@@ -156,13 +158,16 @@ struct Session::Impl {
         embed_ms = ms_since(t0);
     }
 
+    // Builds the trunk (every layer on the full prompt: the longest step before decoding), with
+    // progress per layer in [0, 0.9] of the caller's bar. A cancel leaves no trunk behind.
     void ensure_trunk(int max_new_tokens, const ProgressFn& progress, const std::atomic<bool>* cancel) {
         if (have_trunk) {
             trunk_cache.reserve(seq_len() + max_new_tokens + 1);
             return;
         }
-        ensure_vision(progress, cancel);
+        ensure_vision(progress, cancel, 0.0, 0.1);
         ensure_embeds();
+        check_cancel(cancel);
         const int L = num_layers();
         KVCache cache = model->new_cache(seq_len() + max_new_tokens + 1);
         at::Tensor x = embeds;
@@ -185,6 +190,8 @@ struct Session::Impl {
             device_sync(model->device());
             times.push_back(ms_since(t0));
         }
+        if (progress) progress(0.9, "prefill");
+        check_cancel(cancel);
         inputs.push_back(x);
         auto t0 = Clock::now();
         at::Tensor logits = last_logits(model->weights(), model->config(), x);
@@ -249,15 +256,25 @@ struct Session::Impl {
         return r;
     }
 
+    // Decodes and fills in the run's figures. A cancel during decode is not an error: the run
+    // keeps the tokens generated so far and says cancelled (api.h).
     void finish_run(MethodRun& run, const PruneConfig& cfg, KVCache& cache, const at::Tensor& first_logits,
                     int max_new_tokens, const ProgressFn& progress, const std::atomic<bool>* cancel) {
         run.prompt_logits = to_float_vector(first_logits);
         auto t0 = Clock::now();
-        auto on_token = [&](int step, int) {
+        std::vector<int> emitted;
+        auto on_token = [&](int step, int token) {
+            emitted.push_back(token);
             if (progress) progress(0.9 + 0.1 * double(step + 1) / std::max(1, max_new_tokens), "decode");
         };
-        GreedyResult g = decode_greedy(*model, cache, first_logits, seq_len(), max_new_tokens, eos_ids(), cancel,
-                                       false, on_token);
+        GreedyResult g;
+        try {
+            g = decode_greedy(*model, cache, first_logits, seq_len(), max_new_tokens, eos_ids(), cancel, false,
+                              on_token);
+        } catch (const Cancelled&) {
+            g.tokens = emitted;
+            run.cancelled = true;
+        }
         device_sync(model->device());
         run.timing_ms.decode = ms_since(t0);
         run.output_ids = g.tokens;
@@ -334,7 +351,7 @@ struct Session::Impl {
         run.config = cfg;
         image_features = at::Tensor();
         embeds = at::Tensor();
-        ensure_vision(progress, cancel);
+        ensure_vision(progress, cancel, 0.0, 0.2);
         run.timing_ms.vision = vision_ms;
         ensure_embeds();
         const bool pruned = cfg.method != "none";
@@ -400,8 +417,13 @@ ModelInfo Session::load_model(const std::string& dir, const LoadOptions& options
     if (progress) progress(0.1, "tokenizer");
     auto tokenizer = std::make_unique<Tokenizer>(Tokenizer::load(dir));
     check_cancel(cancel);
-    if (progress) progress(0.2, "weights");
-    auto model = std::make_unique<LlavaModel>(dir, options);
+    std::unique_ptr<LlavaModel> model;
+    {
+        // per tensor converted and per layer warmed up (progress.h)
+        ProgressScope scope(progress, cancel, 0.2, 0.95);
+        progress_step(0, 1, "weights");
+        model = std::make_unique<LlavaModel>(dir, options);
+    }
     check_cancel(cancel);
     // preprocessor_config.json is part of every llava-hf checkpoint; original-LLaVA directories
     // lack it, and then CLIP's defaults at the tower's own resolution apply.
@@ -488,7 +510,7 @@ PromptInfo Session::prepare(const RunRequest& request, const ProgressFn& progres
     s.prompt.sequence_length = int(seq);
     s.prompt.prompt_text = pt.text;
     s.prepared = true;
-    s.ensure_vision(progress, cancel);
+    s.ensure_vision(progress, cancel, 0.05, 0.95);
     s.ensure_embeds();
     if (progress) progress(1.0, "prepared");
     return s.prompt;
@@ -504,13 +526,14 @@ std::vector<float> Session::pixel_values(std::vector<int64_t>* shape) const {
     return to_float_vector(p);
 }
 
-PruningResult Session::preview(const PruneConfig& config) {
+PruningResult Session::preview(const PruneConfig& config, const ProgressFn& progress,
+                               const std::atomic<bool>* cancel) {
     c10::InferenceMode guard;
     Impl& s = *impl_;
     s.require_prepared();
     s.set_threads();
     validate_prune_config(config, s.num_layers());
-    s.ensure_trunk(s.request.max_new_tokens, {}, nullptr);
+    s.ensure_trunk(s.request.max_new_tokens, progress, cancel);
     if (config.method == "none") return s.unpruned_result(config);
     const int k = config.layer;
     return s.select(config, s.trunk_cache, s.layer_inputs[k - 1], s.layer_inputs[k]).result;
@@ -530,7 +553,7 @@ MethodRun Session::run(const PruneConfig& config, int max_new_tokens, const Prog
     MethodRun run = use_prefix_cache ? s.run_cached(config, max_new_tokens, progress, cancel)
                                      : s.run_cold(config, max_new_tokens, progress, cancel);
     run.wall_ms = ms_since(t0);
-    if (progress) progress(1.0, "done");
+    if (progress) progress(1.0, run.cancelled ? "cancelled" : "done");
     return run;
 }
 

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "core/common.h"
+#include "core/progress.h"
 #include "core/safetensors.h"
 
 namespace dl {
@@ -224,10 +225,24 @@ LlavaWeights load_llava_weights(const WeightStore& store, const LlavaConfig& con
         throw Error(msg);
     }
 
-    // Everything checked: convert. Norm weights and biases stay float32.
+    // Everything checked: convert. Norm weights and biases stay float32. This is where a 7B
+    // checkpoint spends its load time (reading the mapping, converting, copying to the GPU), so
+    // progress is reported per tensor, by bytes, and a cancel stops at the next tensor.
+    const std::string vp = "vision_tower.vision_model.";
+    const bool has_post_ln = store.has(layout_name(vp + "post_layernorm.weight", layout)) &&
+                             store.has(layout_name(vp + "post_layernorm.bias", layout));
+    int64_t bytes_total = 0, bytes_done = 0;
+    for (const auto& s : specs) {
+        const bool converted = !s.optional || (has_post_ln && starts_with(s.name, vp + "post_layernorm."));
+        if (converted) bytes_total += int64_t(store.view(layout_name(s.name, layout)).nbytes);
+    }
+    progress_step(0, double(bytes_total), "weights");
     auto get = [&](const std::string& canonical, WeightKind kind) -> at::Tensor {
-        return tensor_from_view(store.view(layout_name(canonical, layout)), kind == WEIGHT_MATRIX ? dtype : at::kFloat,
-                                device);
+        const TensorView& view = store.view(layout_name(canonical, layout));
+        at::Tensor t = tensor_from_view(view, kind == WEIGHT_MATRIX ? dtype : at::kFloat, device);
+        bytes_done += int64_t(view.nbytes);
+        progress_step(double(bytes_done), double(bytes_total), "weights");
+        return t;
     };
     LlavaWeights w;
     w.layout = k_layouts[layout].label;
@@ -235,7 +250,6 @@ LlavaWeights load_llava_weights(const WeightStore& store, const LlavaConfig& con
     w.stored_bytes = store.total_bytes();
     w.num_parameters = num_parameters;
 
-    const std::string vp = "vision_tower.vision_model.";
     ClipWeights& cw = w.vision;
     cw.class_embedding = get(vp + "embeddings.class_embedding", WEIGHT_MATRIX);
     cw.patch_embedding = get(vp + "embeddings.patch_embedding.weight", WEIGHT_MATRIX);
@@ -264,8 +278,7 @@ LlavaWeights load_llava_weights(const WeightStore& store, const LlavaConfig& con
         L.fc2_b = get(p + "mlp.fc2.bias", WEIGHT_BIAS);
         cw.layers.push_back(std::move(L));
     }
-    if (store.has(layout_name(vp + "post_layernorm.weight", layout)) &&
-        store.has(layout_name(vp + "post_layernorm.bias", layout))) {
+    if (has_post_ln) {
         cw.post_ln_w = get(vp + "post_layernorm.weight", WEIGHT_NORM);
         cw.post_ln_b = get(vp + "post_layernorm.bias", WEIGHT_BIAS);
     }

@@ -61,10 +61,34 @@ void EngineController::post(const Job& job, std::function<void()> f) {
         Qt::QueuedConnection);
 }
 
-quint64 EngineController::enqueue(Kind kind, std::function<void(Job&)> work) {
+void EngineController::postPartial(const Job& job, std::function<void()> f) {
+    const Kind kind = job.kind;
+    const quint64 gen = job.generation;
+    QMetaObject::invokeMethod(
+        this, [this, kind, gen, f = std::move(f)] {
+            if (isCurrent(kind, gen) || gen == m_userCancelledRun) f();
+        },
+        Qt::QueuedConnection);
+}
+
+dl::ProgressFn EngineController::progressFor(const Job& job, double lo, double hi) {
+    return [this, &job, lo, hi](double f, const std::string& stage) {
+        if (m_progressHook) m_progressHook(f, stage);
+        const double v = lo + (hi - lo) * f;
+        const QString s = QString::fromStdString(stage);
+        post(job, [this, v, s] { emit progress(v, s); });
+    };
+}
+
+static std::string inputs_key(const dl::RunRequest& r) {
+    return r.image_path + '\x1f' + r.question + '\x1f' + r.template_name + '\x1f' + r.preprocess;
+}
+
+quint64 EngineController::enqueue(Kind kind, std::string inputs, std::function<void(Job&)> work) {
     Job job;
     job.kind = kind;
     job.generation = ++m_generation;
+    job.inputs = std::move(inputs);
     job.cancel = std::make_shared<std::atomic<bool>>(false);
     job.work = std::move(work);
     if (kind == Kind::load) m_latestLoad = job.generation;
@@ -76,8 +100,12 @@ quint64 EngineController::enqueue(Kind kind, std::function<void(Job&)> work) {
         for (Job& q : m_queue)
             if (kind != Kind::load && q.kind == Kind::load) kept.push_back(std::move(q));
         m_queue.swap(kept);
-        // a running load is superseded only by another load
-        if (m_runningCancel && (kind == Kind::load || m_runningKind != Kind::load)) m_runningCancel->store(true);
+        // A running load is superseded only by another load. A running preview of the same
+        // inputs is building the prefix cache the new request needs: let it finish (its results
+        // are stale and dropped), instead of restarting the trunk from scratch.
+        const bool fillsCache = kind != Kind::load && m_runningKind == Kind::preview && m_runningInputs == job.inputs;
+        if (m_runningCancel && (kind == Kind::load || m_runningKind != Kind::load) && !fillsCache)
+            m_runningCancel->store(true);
         m_queue.push_back(std::move(job));
         m_wake.wakeAll();
     }
@@ -87,12 +115,9 @@ quint64 EngineController::enqueue(Kind kind, std::function<void(Job&)> work) {
 quint64 EngineController::loadModel(const QString& dir, const dl::LoadOptions& options) {
     const std::string d = dir.toStdString();
     m_hasModel = false;
-    return enqueue(Kind::load, [this, d, options](Job& job) {
-        auto cb = [this, &job](double f, const std::string& stage) {
-            const QString s = QString::fromStdString(stage);
-            post(job, [this, f, s] { emit progress(f, s); });
-        };
-        dl::ModelInfo info = m_session.load_model(d, options, cb, job.cancel.get());
+    return enqueue(Kind::load, std::string(), [this, d, options](Job& job) {
+        // per weight tensor, then per layer of the warm-up
+        dl::ModelInfo info = m_session.load_model(d, options, progressFor(job, 0.0, 1.0), job.cancel.get());
         post(job, [this, info] {
             m_hasModel = true;
             m_modelInfo = info;
@@ -102,46 +127,44 @@ quint64 EngineController::loadModel(const QString& dir, const dl::LoadOptions& o
 }
 
 quint64 EngineController::preview(const dl::RunRequest& request, const QVector<dl::PruneConfig>& configs) {
-    return enqueue(Kind::preview, [this, request, configs](Job& job) {
+    return enqueue(Kind::preview, inputs_key(request), [this, request, configs](Job& job) {
         if (!m_session.has_model()) throw std::runtime_error("no model loaded");
-        // the first preview of new inputs computes vision + the unpruned trunk: show progress
-        auto cb = [this, &job](double f, const std::string& stage) {
-            const QString s = QString::fromStdString(stage);
-            post(job, [this, f, s] { emit progress(f, s); });
-        };
-        dl::PromptInfo prompt = m_session.prepare(request, cb, job.cancel.get());
+        // The first preview of new inputs computes vision (per CLIP layer) and the unpruned trunk
+        // (per decoder layer, inside the first preview() call): both report progress and cancel.
+        dl::PromptInfo prompt = m_session.prepare(request, progressFor(job, 0.0, 0.3), job.cancel.get());
         dl::ImageGeometry geometry = m_session.geometry();
         post(job, [this, prompt, geometry] { emit prepared(prompt, geometry); });
+        const dl::ProgressFn trunk = progressFor(job, 0.3, 1.0);
         QVector<dl::PruningResult> results;
         for (const dl::PruneConfig& c : configs) {
             if (job.cancel->load()) throw dl::Cancelled();
-            results.push_back(m_session.preview(c));
+            results.push_back(m_session.preview(c, trunk, job.cancel.get()));
         }
         post(job, [this, g = job.generation, results] { emit previewReady(g, results); });
     });
 }
 
 quint64 EngineController::run(const dl::RunRequest& request, const QVector<dl::PruneConfig>& configs,
-                              int maxNewTokens) {
-    return enqueue(Kind::run, [this, request, configs, maxNewTokens](Job& job) {
+                              int maxNewTokens, bool usePrefixCache) {
+    return enqueue(Kind::run, inputs_key(request), [this, request, configs, maxNewTokens, usePrefixCache](Job& job) {
         if (!m_session.has_model()) throw std::runtime_error("no model loaded");
         const int n = configs.size();
         // the prepare stage gets the first 20% of the bar, each method an equal share after it
-        auto stage_cb = [this, &job](double lo, double hi) {
-            return [this, &job, lo, hi](double f, const std::string& stage) {
-                const double v = lo + (hi - lo) * f;
-                const QString s = QString::fromStdString(stage);
-                post(job, [this, v, s] { emit progress(v, s); });
-            };
-        };
-        dl::PromptInfo prompt = m_session.prepare(request, stage_cb(0.0, 0.2), job.cancel.get());
+        dl::PromptInfo prompt = m_session.prepare(request, progressFor(job, 0.0, 0.2), job.cancel.get());
         dl::ImageGeometry geometry = m_session.geometry();
         post(job, [this, prompt, geometry] { emit prepared(prompt, geometry); });
         QVector<dl::MethodRun> runs;
         for (int i = 0; i < n; ++i) {
             const double lo = 0.2 + 0.8 * i / n, hi = 0.2 + 0.8 * (i + 1) / n;
-            dl::MethodRun r = m_session.run(configs[i], maxNewTokens, stage_cb(lo, hi), job.cancel.get());
-            if (r.cancelled || job.cancel->load()) throw dl::Cancelled();
+            dl::MethodRun r = m_session.run(configs[i], maxNewTokens, progressFor(job, lo, hi), job.cancel.get(),
+                                            usePrefixCache);
+            if (r.cancelled) {
+                // stopped during decode: the answer so far is shown if the user cancelled (a
+                // superseded run stays silent), and the remaining methods are not run
+                postPartial(job, [this, g = job.generation, i, r] { emit methodFinished(g, i, r); });
+                throw dl::Cancelled();
+            }
+            if (job.cancel->load()) throw dl::Cancelled();
             runs.push_back(r);
             post(job, [this, g = job.generation, i, r] { emit methodFinished(g, i, r); });
         }
@@ -158,6 +181,7 @@ void EngineController::cancel() {
         QMutexLocker lock(&m_mutex);
         for (const Job& q : m_queue) wasLoading |= q.kind == Kind::load;
         wasLoading |= m_running && m_runningKind == Kind::load;
+        if (m_running && m_runningKind == Kind::run) m_userCancelledRun = m_runningGeneration;
         m_queue.clear();
         if (m_runningCancel) m_runningCancel->store(true);
     }
@@ -176,6 +200,8 @@ void EngineController::workerLoop() {
             m_running = true;
             m_runningCancel = job.cancel;
             m_runningKind = job.kind;
+            m_runningGeneration = job.generation;
+            m_runningInputs = job.inputs;
         }
         const Kind kind = job.kind;
         const quint64 gen = job.generation;
@@ -188,30 +214,36 @@ void EngineController::workerLoop() {
         // Errors are reported only for current jobs; a cancelled job reports `cancelled` once.
         // Cancellation is judged by the flag, so a superseded job stays silent.
         bool wasCancelled = false;
-        QString error;
+        QString error, details;
         try {
             job.work(job);
         } catch (const dl::Cancelled&) {
             wasCancelled = true;
         } catch (const std::exception& e) {
-            if (job.cancel->load()) wasCancelled = true;
-            else error = QString::fromUtf8(e.what());
+            if (job.cancel->load()) {
+                wasCancelled = true;
+            } else {
+                const dl::UserMessage m = dl::user_message(e);
+                error = QString::fromStdString(m.summary);
+                details = QString::fromStdString(m.details);
+            }
         }
         bool queueEmpty = false;
         {
             QMutexLocker lock(&m_mutex);
             m_running = false;
             m_runningCancel.reset();
+            m_runningInputs.clear();
             queueEmpty = m_queue.empty();
         }
         QMetaObject::invokeMethod(
-            this, [this, kind, gen, wasCancelled, error, queueEmpty] {
+            this, [this, kind, gen, wasCancelled, error, details, queueEmpty] {
                 // a cancelled job whose generation is no longer current was superseded or
                 // cancelled by the user: report `cancelled` only when nothing newer is queued
                 if (wasCancelled) {
                     if (queueEmpty && !busy()) emit cancelled();
                 } else if (!error.isEmpty()) {
-                    if (isCurrent(kind, gen)) emit failed(error);
+                    if (isCurrent(kind, gen)) emit failed(error, details);
                 }
                 if (!busy()) emit idle();
             },

@@ -1,6 +1,8 @@
 // Per-method figures and their table model (see figuremodel.h).
 #include "ui/figuremodel.h"
 
+#include <QFont>
+
 namespace dlui {
 
 QVector<Figures> compute_figures(const QStringList& names, const QVector<dl::MethodRun>& runs) {
@@ -25,6 +27,7 @@ QVector<Figures> compute_figures(const QStringList& names, const QVector<dl::Met
         f.image_tokens = r.pruning.num_image_tokens;
         f.kv_cache_bytes = r.kv_cache_bytes;
         f.generated_tokens = int(r.output_ids.size());
+        f.composed = r.from_prefix_cache;
         out.push_back(f);
     }
     return out;
@@ -79,6 +82,16 @@ QVariant FigureModel::data(const QModelIndex& index, int role) const {
             case Chair: return f.chair;
             default: return f.name;
         }
+    }
+    const bool timing = index.column() >= Vision && index.column() <= Total;
+    if (role == Qt::ToolTipRole && f.composed && (timing || index.column() == Speedup || index.column() == Method))
+        return QString("Composed: vision and layers < K are the per-layer times measured when the prefix cache was "
+                       "filled, added up; selection, layers ≥ K and decode were measured in this run. "
+                       "Run ▸ Measure cold times every stage.");
+    if (role == Qt::FontRole && f.composed && timing) {
+        QFont font;
+        font.setItalic(true);
+        return font;
     }
     if (role != Qt::DisplayRole) return {};
     switch (index.column()) {

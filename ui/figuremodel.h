@@ -22,6 +22,9 @@ struct Figures {
     int64_t kv_cache_bytes = 0;
     int generated_tokens = 0;
     double chair = -1;         // CHAIR_i from the answer analysis, -1 when not judged
+    // From the prefix cache (MethodRun::from_prefix_cache): vision and layers < K are the times
+    // measured when the cache was filled, added up, not measured by this run.
+    bool composed = false;
 };
 
 // Figures for each run; `names` are the column titles (same length as runs).

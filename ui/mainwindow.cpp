@@ -10,6 +10,7 @@
 #include <QCheckBox>
 #include <QCloseEvent>
 #include <QComboBox>
+#include <QCursor>
 #include <QDir>
 #include <QDockWidget>
 #include <QDoubleSpinBox>
@@ -38,6 +39,7 @@
 #include <QTableView>
 #include <QTimer>
 #include <QToolBar>
+#include <QToolTip>
 #include <QValueAxis>
 #include <QVBoxLayout>
 #include <QtConcurrent/QtConcurrentRun>
@@ -95,6 +97,7 @@ MainWindow::MainWindow(const MainWindowOptions& options, QWidget* parent)
     setObjectName("DartLensMainWindow");
     setAcceptDrops(true);
     m_engine = new EngineController(this);
+    // Debounces automatic runs (autoRunAllowed()): one run once the controls rest for 600 ms.
     m_runTimer = new QTimer(this);
     m_runTimer->setSingleShot(true);
     m_runTimer->setInterval(600);
@@ -150,7 +153,8 @@ MainWindow::MainWindow(const MainWindowOptions& options, QWidget* parent)
         if (gen != m_runGen || slot < 0 || slot >= m_runSlots.size()) return;
         const QString method = m_runSlots[slot];
         m_runs[method] = run;
-        m_runKeys[method] = runKey(method);
+        // a run cancelled during decode shows its answer so far, stale: Run regenerates it
+        m_runKeys[method] = run.cancelled ? QString() : runKey(method);
         m_results[method] = run.pruning;
         updateKeptLabel();
         updateOverlays();
@@ -159,22 +163,25 @@ MainWindow::MainWindow(const MainWindowOptions& options, QWidget* parent)
     });
     connect(m_engine, &EngineController::runFinished, this, [this](quint64 gen, QVector<dl::MethodRun>) {
         if (gen != m_runGen) return;
+        // what a change would cost to regenerate (a cold measurement is not what auto-run does)
+        if (!m_runIsCold) m_lastRunMs = m_runClock.elapsed();
         updateFigures();
         updateAnswers();
         updateChart();
         statusBar()->showMessage("run finished", 5000);
         emit runCompleted();
     });
-    connect(m_engine, &EngineController::failed, this, [this](QString message) {
+    connect(m_engine, &EngineController::failed, this, [this](QString summary, QString details) {
         if (!m_modelLoaded) {
             m_modelLabel->setText("<i>no model</i>");
             m_runAfterLoad = false;
         }
-        showError(message);
+        showError(summary, details);
     });
     connect(m_engine, &EngineController::cancelled, this, [this] {
         statusBar()->showMessage("cancelled", 5000);
         if (!m_modelLoaded) m_modelLabel->setText("<i>loading cancelled</i>");
+        updateAnswers();  // a run cancelled during decode left its partial answers
     });
 
     if (m_options.restoreSettings) restoreSettings();
@@ -201,17 +208,28 @@ void MainWindow::buildUi() {
     auto* chart = new QChart;
     chart->setTitle("Latency per method (ms)");
     chart->legend()->setAlignment(Qt::AlignBottom);
-    m_chartView = new QChartView(chart, bottom);
+    auto* chartBox = new QWidget(bottom);
+    auto* chartLayout = new QVBoxLayout(chartBox);
+    chartLayout->setContentsMargins(0, 0, 0, 0);
+    m_chartView = new QChartView(chart, chartBox);
     m_chartView->setObjectName("latencyChart");
     m_chartView->setRenderHint(QPainter::Antialiasing);
     m_chartView->setMinimumHeight(240);
+    m_chartNote = new QLabel(QString::fromUtf8(
+        "<small>Hatched: composed, not measured by that run: the per-layer times measured when the prefix "
+        "cache was filled, added up (vision, layers &lt; K). Run ▸ Measure cold times every stage.</small>"));
+    m_chartNote->setObjectName("chartNote");
+    m_chartNote->setWordWrap(true);
+    m_chartNote->setVisible(false);
+    chartLayout->addWidget(m_chartView, 1);
+    chartLayout->addWidget(m_chartNote);
     m_figureModel = new FigureModel(this);
     m_table = new QTableView(bottom);
     m_table->setObjectName("figureTable");
     m_table->setModel(m_figureModel);
     m_table->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
     m_table->verticalHeader()->setVisible(false);
-    bottom->addWidget(m_chartView);
+    bottom->addWidget(chartBox);
     bottom->addWidget(m_table);
     bottom->setStretchFactor(0, 2);
     bottom->setStretchFactor(1, 3);
@@ -364,7 +382,7 @@ QWidget* MainWindow::buildControlsPanel() {
         onParametersChanged();
     });
     connect(m_ratioSlider, &QSlider::sliderReleased, this, [this] {
-        m_runTimer->start(0);
+        if (autoRunAllowed()) m_runTimer->start(0);
     });
     connect(m_ratioSpin, &QDoubleSpinBox::valueChanged, this, [this](double v) {
         if (m_updatingControls) return;
@@ -450,6 +468,21 @@ QWidget* MainWindow::buildControlsPanel() {
     connect(m_runButton, &QPushButton::clicked, this, &MainWindow::runNow);
     form->addRow(m_runButton);
 
+    m_autoRunThreshold = new QSpinBox;
+    m_autoRunThreshold->setObjectName("autoRunThreshold");
+    m_autoRunThreshold->setRange(0, 600000);
+    m_autoRunThreshold->setSingleStep(500);
+    m_autoRunThreshold->setSuffix(" ms");
+    m_autoRunThreshold->setSpecialValueText("never");
+    m_autoRunThreshold->setValue(2000);
+    set_tip(m_autoRunThreshold, "After a change, the answers regenerate by themselves only while the last run took "
+                                "less than this; otherwise they are marked stale until you press Run. The overlays "
+                                "and kept counts always follow the controls at once.");
+    connect(m_autoRunThreshold, &QSpinBox::valueChanged, this, [this] {
+        if (!m_updatingControls) saveSettings();
+    });
+    form->addRow("Auto-run below", m_autoRunThreshold);
+
     auto changed = [this] {
         if (!m_updatingControls) onParametersChanged();
     };
@@ -490,6 +523,9 @@ void MainWindow::buildMenus() {
     QMenu* run = menuBar()->addMenu("&Run");
     QAction* runAct = run->addAction("&Run", this, &MainWindow::runNow);
     runAct->setShortcut(QKeySequence("Ctrl+R"));
+    QAction* cold = run->addAction("Measure &cold", this, &MainWindow::measureCold);
+    cold->setToolTip("Run every method again without the prefix cache, so that every stage of the latency "
+                     "chart is measured rather than composed from cached per-layer times");
     QAction* cancel = run->addAction("&Cancel", this, &MainWindow::cancelWork);
     cancel->setShortcut(QKeySequence(Qt::Key_Escape));
 
@@ -503,6 +539,7 @@ void MainWindow::buildMenus() {
     tb->addAction(openImage);
     tb->addAction(openModel);
     tb->addAction(runAct);
+    tb->addAction(cold);
     tb->addAction(cancel);
     tb->addAction(exportAct);
     rebuildRecentMenu();
@@ -533,6 +570,7 @@ void MainWindow::restoreSettings() {
     const int mode = m_overlayMode->findData(s.value("overlayMode", "kept").toString());
     if (mode >= 0) m_overlayMode->setCurrentIndex(mode);
     m_truthTags->setText(s.value("truthTags").toString());
+    m_autoRunThreshold->setValue(s.value("autoRunThresholdMs", m_autoRunThreshold->value()).toInt());
     m_recentImages = s.value("recentImages").toStringList();
     m_updatingControls = false;
     rebuildRecentMenu();
@@ -570,6 +608,7 @@ void MainWindow::saveSettings() {
     s.setValue("showRandom", m_showRandom->isChecked());
     s.setValue("overlayMode", m_overlayMode->currentData().toString());
     s.setValue("truthTags", m_truthTags->text());
+    s.setValue("autoRunThresholdMs", m_autoRunThreshold->value());
     s.setValue("recentImages", m_recentImages);
     s.setValue("geometry", saveGeometry());
     s.setValue("windowState", saveState());
@@ -601,7 +640,8 @@ void MainWindow::openImage(const QString& path) {
     try {
         img = dl::load_image_for_display(path.toStdString());
     } catch (const std::exception& e) {
-        showError(QString::fromUtf8(e.what()));
+        const dl::UserMessage m = dl::user_message(e);
+        showError(QString::fromStdString(m.summary), QString::fromStdString(m.details));
         return;
     }
     m_original = std::move(img);
@@ -613,7 +653,8 @@ void MainWindow::openImage(const QString& path) {
     try {
         isScene = dl::scene_truth_for_image(m_imagePath.toStdString(), &sceneObjects);
     } catch (const std::exception& e) {
-        showError(QString::fromUtf8(e.what()));
+        const dl::UserMessage m = dl::user_message(e);
+        showError(QString::fromStdString(m.summary), QString::fromStdString(m.details));
     }
     m_vocabularyName = isScene ? "scenes" : "coco";
     if (isScene) {
@@ -739,7 +780,7 @@ void MainWindow::setRandomVisible(bool on) {
     updateChart();
     updateKeptLabel();
     requestPreview();
-    if (on && m_modelLoaded && !m_imagePath.isEmpty()) m_runTimer->start();
+    if (on && m_modelLoaded && !m_imagePath.isEmpty() && autoRunAllowed()) m_runTimer->start();
     saveSettings();
 }
 
@@ -859,11 +900,25 @@ void MainWindow::onParametersChanged() {
     updateSubtitles();
     updateAnswers();  // marks stale answers
     requestPreview();
-    if (!m_ratioSlider->isSliderDown()) m_runTimer->start();
+    if (!m_ratioSlider->isSliderDown() && autoRunAllowed()) m_runTimer->start();
+    else if (!hasResults() && !m_runs.isEmpty()) statusBar()->showMessage("answers are stale: press Run (Ctrl+R)", 5000);
     saveSettings();
 }
 
-void MainWindow::runNow() {
+int MainWindow::autoRunThresholdMs() const { return m_autoRunThreshold->value(); }
+void MainWindow::setAutoRunThresholdMs(int ms) { m_autoRunThreshold->setValue(ms); }
+
+bool MainWindow::autoRunAllowed() const {
+    // No run timed yet: a first run on a big model could take minutes, so it waits for Run.
+    const int threshold = autoRunThresholdMs();
+    return threshold > 0 && m_lastRunMs >= 0 && m_lastRunMs < threshold;
+}
+
+void MainWindow::runNow() { startRun(true); }
+
+void MainWindow::measureCold() { startRun(false); }
+
+void MainWindow::startRun(bool usePrefixCache) {
     m_runTimer->stop();
     if (!m_modelLoaded) {
         if (m_modelDir.isEmpty()) showError("Open a model first (Ctrl+M).");
@@ -876,8 +931,9 @@ void MainWindow::runNow() {
     }
     m_runSlots.clear();
     QVector<dl::PruneConfig> configs;
+    // a cold measurement re-times every visible method; a run regenerates the stale ones
     for (const QString& m : visibleMethods())
-        if (!m_runs.contains(m) || m_runKeys.value(m) != runKey(m)) {
+        if (!usePrefixCache || !m_runs.contains(m) || m_runKeys.value(m) != runKey(m)) {
             m_runSlots << m;
             configs.push_back(configFor(m));
         }
@@ -885,7 +941,9 @@ void MainWindow::runNow() {
         emit runCompleted();
         return;
     }
-    m_runGen = m_engine->run(currentRequest(), configs, m_maxNewTokens->value());
+    m_runIsCold = !usePrefixCache;
+    m_runClock.start();
+    m_runGen = m_engine->run(currentRequest(), configs, m_maxNewTokens->value(), usePrefixCache);
 }
 
 void MainWindow::cancelWork() {
@@ -1003,23 +1061,34 @@ void MainWindow::updateAnswers() {
         }
         const bool isRef = c->method() == "none" || !ref;
         AnswerAnalysis a = analyse_answer(run->text, refText, truth, isRef, vocabulary);
-        const bool stale = m_runKeys.value(c->method()) != runKey(c->method());
-        c->setAnswerHtml(QString::fromStdString(answer_html(a)), stale);
+        // a cancelled answer says so itself (it is regenerated on Run like a stale one)
+        const bool stale = !run->cancelled && m_runKeys.value(c->method()) != runKey(c->method());
+        QString html = QString::fromStdString(answer_html(a));
+        if (run->cancelled)
+            html += QString("<p><i style=\"color:#888888;\">cancelled after %1 tokens — press Run (Ctrl+R) for the "
+                            "whole answer</i></p>")
+                        .arg(run->output_ids.size());
+        c->setAnswerHtml(html, stale);
         const QStringList methods = visibleMethods();
         int row = 0;
         for (const QString& m : methods) {
-            if (!m_runs.contains(m)) continue;
+            if (!countsInFigures(m)) continue;
             if (m == c->method()) m_figureModel->setChair(row, a.chair());
             ++row;
         }
     }
 }
 
+bool MainWindow::countsInFigures(const QString& method) const {
+    auto it = m_runs.find(method);
+    return it != m_runs.end() && !it->cancelled;  // a cancelled run's timings are not the method's
+}
+
 void MainWindow::updateFigures() {
     QStringList names;
     QVector<dl::MethodRun> runs;
     for (const QString& m : visibleMethods())
-        if (m_runs.contains(m)) {
+        if (countsInFigures(m)) {
             names << column(m)->title();
             runs << m_runs[m];
         }
@@ -1041,23 +1110,74 @@ void MainWindow::updateChart() {
         delete a;
     }
     const QVector<Figures>& f = m_figureModel->figures();
+    m_chartNote->setVisible(false);
     if (f.isEmpty()) return;
+    // A run from the prefix cache did not measure its vision and layers < K: those segments are
+    // the per-layer times of the cache's build, added up. They go into hatched sets of their own
+    // ("vision (composed)", "prefill (composed)"), so composed and measured bars look different.
     auto* series = new QStackedBarSeries;
-    const char* stages[] = {"vision", "prefill", "selection", "decode"};
+    struct Stage {
+        const char* name;
+        QColor color;
+        bool composed;
+    };
+    const Stage stages[] = {{"vision", QColor("#4e79a7"), false},   {"vision (composed)", QColor("#4e79a7"), true},
+                            {"prefill", QColor("#f28e2b"), false},  {"prefill (composed)", QColor("#f28e2b"), true},
+                            {"selection", QColor("#59a14f"), false}, {"decode", QColor("#e15759"), false}};
     QVector<QBarSet*> sets;
-    for (const char* s : stages) sets << new QBarSet(s);
+    for (const Stage& st : stages) sets << new QBarSet(st.name);
     QStringList categories;
     double maxTotal = 0;
+    bool anyComposed = false;
     for (const Figures& x : f) {
         categories << x.name;
-        *sets[0] << x.vision_ms;
-        *sets[1] << x.prefill_ms;
-        *sets[2] << x.selection_ms;
-        *sets[3] << x.decode_ms;
+        anyComposed |= x.composed;
+        *sets[0] << (x.composed ? 0.0 : x.vision_ms);
+        *sets[1] << (x.composed ? x.vision_ms : 0.0);
+        *sets[2] << (x.composed ? 0.0 : x.prefill_ms);
+        *sets[3] << (x.composed ? x.prefill_ms : 0.0);
+        *sets[4] << x.selection_ms;
+        *sets[5] << x.decode_ms;
         maxTotal = std::max({maxTotal, x.total_ms, x.vision_ms + x.prefill_ms + x.selection_ms + x.decode_ms});
     }
-    for (QBarSet* s : sets) series->append(s);
+    for (int i = 0; i < sets.size(); ++i) {
+        const bool composedSet = stages[i].composed;
+        // measured-only charts keep the legend to the four stages
+        if (composedSet && !anyComposed) {
+            delete sets[i];
+            continue;
+        }
+        series->append(sets[i]);
+    }
     chart->addSeries(series);
+    // colours after addSeries: adding a series applies the chart theme's colours
+    for (QBarSet* set : series->barSets()) {
+        for (const Stage& st : stages) {
+            if (set->label() != st.name) continue;
+            set->setBorderColor(st.color.darker(120));
+            set->setBrush(st.composed ? QBrush(st.color, Qt::BDiagPattern) : QBrush(st.color));
+        }
+    }
+    connect(series, &QStackedBarSeries::hovered, this, [this](bool on, int index, QBarSet* set) {
+        const QVector<Figures>& figs = m_figureModel->figures();
+        if (!on || index < 0 || index >= figs.size()) {
+            QToolTip::hideText();
+            return;
+        }
+        QString how = "measured in this run";
+        if (set->label() == "vision (composed)")
+            how = QString::fromUtf8("composed: measured when the prefix cache was filled, not by this run "
+                                    "(Run ▸ Measure cold times it)");
+        else if (set->label() == "prefill (composed)")
+            how = QString::fromUtf8("composed: layers < K are the per-layer times measured when the prefix cache "
+                                    "was filled, added to layers ≥ K measured in this run (Run ▸ Measure cold times "
+                                    "it all)");
+        QToolTip::showText(QCursor::pos(), QString("%1 — %2: %3 ms\n%4")
+                                               .arg(figs[index].name, set->label())
+                                               .arg(set->at(index), 0, 'f', 1)
+                                               .arg(how));
+    });
+    m_chartNote->setVisible(anyComposed);
     auto* axisX = new QBarCategoryAxis;
     axisX->append(categories);
     auto* axisY = new QValueAxis;
@@ -1088,13 +1208,14 @@ void MainWindow::onPatchHovered(int index, QPoint globalPos) {
     statusBar()->showMessage(text.section('\n', 0, 0) + " — " + text.section('\n', -1));
 }
 
-void MainWindow::showError(const QString& message) {
-    statusBar()->showMessage(message, 10000);
-    auto* box = new QMessageBox(QMessageBox::Warning, "DartLens", message, QMessageBox::Ok, this);
+void MainWindow::showError(const QString& summary, const QString& details) {
+    statusBar()->showMessage(summary, 10000);
+    auto* box = new QMessageBox(QMessageBox::Warning, "DartLens", summary, QMessageBox::Ok, this);
     box->setObjectName("errorBox");
+    if (!details.isEmpty()) box->setDetailedText(details);  // LibTorch's many lines, on demand
     box->setAttribute(Qt::WA_DeleteOnClose);
     box->open();  // not exec(): the window keeps running
-    emit errorShown(message);
+    emit errorShown(summary);
 }
 
 // --- export -------------------------------------------------------------------------------------
@@ -1151,7 +1272,8 @@ void MainWindow::exportInteractive() {
         statusBar()->showMessage(QString("exported %1 files to %2").arg(files.size()).arg(dir), 8000);
     } catch (const std::exception& e) {
         QApplication::restoreOverrideCursor();
-        showError(QString::fromUtf8(e.what()));
+        const dl::UserMessage m = dl::user_message(e);
+        showError(QString::fromStdString(m.summary), QString::fromStdString(m.details));
     }
 }
 

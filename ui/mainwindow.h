@@ -4,10 +4,14 @@
 // The window holds no engine state of its own beyond the last results: every request goes to the
 // EngineController (worker thread) and the widgets update when its signals arrive. Moving the
 // reduction-ratio slider previews every method's selection at once (Session::preview, from the
-// prefix cache); releasing it regenerates the answers (Session::run) of the methods whose
-// configuration changed. The public slots are what menus, shortcuts, tests and --screenshot use.
+// prefix cache) and marks the answers it no longer matches as stale. The answers regenerate
+// (Session::run, only the methods whose configuration changed) on Run, or by themselves after a
+// change only while the last run took less than the auto-run threshold (QSettings
+// "autoRunThresholdMs", 2000 ms by default, 0 = never): a 7B model must not generate on every
+// slider move. The public slots are what menus, shortcuts, tests and --screenshot use.
 #pragma once
 
+#include <QElapsedTimer>
 #include <QMainWindow>
 #include <QPointer>
 #include <QSettings>
@@ -67,6 +71,12 @@ public:
     QString keptText() const;
     bool hasResults() const;  // every visible column has a current run
 
+    // Changes regenerate the answers by themselves only while the last run (Run, or an automatic
+    // one) took less than this many ms; 0 = never. Saved as QSettings "autoRunThresholdMs".
+    int autoRunThresholdMs() const;
+    void setAutoRunThresholdMs(int ms);
+    qint64 lastRunMs() const { return m_lastRunMs; }  // wall time of the last finished run, -1 = none
+
     // Export the current comparison into dir; returns the files written, or throws (dl::Error from
     // export_all, std::runtime_error when there is nothing to export).
     // overwrite=false never replaces a file.
@@ -84,6 +94,7 @@ public slots:
     void setOverlayMode(const QString& mode);  // kept | dup | fastv | keynorm
     void setRandomVisible(bool on);
     void runNow();                     // Ctrl+R: regenerate answers of stale columns
+    void measureCold();                // every visible method without the prefix cache: measured timings
     void requestPreview();
     void cancelWork();
     void exportInteractive();          // Ctrl+E
@@ -119,9 +130,14 @@ private:
     void updateSubtitles();
     void addRecentImage(const QString& path);
     void rebuildRecentMenu();
-    void onParametersChanged();          // preview now, run after a pause
+    void onParametersChanged();          // preview now; run after a pause if auto-run is allowed
+    bool autoRunAllowed() const;         // the last run was faster than the auto-run threshold
+    void startRun(bool usePrefixCache);
     void onPatchHovered(int index, QPoint globalPos);
-    void showError(const QString& message);
+    // One line in the status bar and a message box; details (the engine's full message) behind
+    // the box's "Show Details..." button.
+    void showError(const QString& summary, const QString& details = QString());
+    bool countsInFigures(const QString& method) const;  // has a run that was not cancelled
     QString inputsKey() const;
     QString runKey(const QString& method) const;
     QStringList visibleMethods() const;
@@ -145,6 +161,7 @@ private:
     QLabel* m_stage = nullptr;
     QPushButton* m_cancel = nullptr;
     QPushButton* m_runButton = nullptr;
+    QSpinBox* m_autoRunThreshold = nullptr;
     QMenu* m_recentMenu = nullptr;
 
     // controls
@@ -169,6 +186,7 @@ private:
     QSplitter* m_columnSplitter = nullptr;
     QVector<MethodColumn*> m_columns;
     QChartView* m_chartView = nullptr;
+    QLabel* m_chartNote = nullptr;      // what the hatched (composed) bar segments mean
     QTableView* m_table = nullptr;
     FigureModel* m_figureModel = nullptr;
 
@@ -188,6 +206,9 @@ private:
     QMap<QString, QString> m_runKeys;   // runKey() the stored run was made with
     quint64 m_previewGen = 0, m_runGen = 0;
     QStringList m_runSlots;             // methods of the pending run, by slot
+    QElapsedTimer m_runClock;           // since the pending run was requested
+    bool m_runIsCold = false;           // the pending run is a "Measure cold"
+    qint64 m_lastRunMs = -1;
     bool m_updatingControls = false;
 };
 

@@ -45,8 +45,8 @@ void MethodColumn::setSubtitle(const QString& text) { m_subtitle->setText(text);
 void MethodColumn::setKeptText(const QString& text) { m_kept->setText(text); }
 
 void MethodColumn::setAnswerHtml(const QString& html, bool stale) {
-    m_answer->setHtml(stale ? "<div style=\"color:#999999;\">" + html + "<p><i>(outdated: parameters changed; "
-                                  "release the slider or press Ctrl+R)</i></p></div>"
+    m_answer->setHtml(stale ? "<div style=\"color:#999999;\">" + html + "<p><i>(outdated: the parameters changed; "
+                                  "press Run, Ctrl+R)</i></p></div>"
                             : html);
 }
 

@@ -9,7 +9,10 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <algorithm>
+#include <atomic>
 #include <filesystem>
+#include <map>
 
 #include "core/api.h"
 #include "core/common.h"
@@ -243,6 +246,103 @@ TEST_F(Fixture, SessionSelectionEqualsDirectPrunerCall) {
         const dl::PruningResult p = session.preview(c);
         EXPECT_EQ(sel.result.kept_image_indices, p.kept_image_indices) << m;
     }
+}
+
+// Records the progress reports and sets the cancel flag at the nth report of `stage` (1-based):
+// the cancel then lands inside that stage, at its next tensor, layer or token boundary.
+struct CancelAt {
+    std::string stage;
+    int nth = 0;
+    std::atomic<bool> flag{false};
+    std::map<std::string, int> reports;
+    std::vector<double> fractions;
+    dl::ProgressFn fn() {
+        return [this](double f, const std::string& s) {
+            fractions.push_back(f);
+            if (++reports[s] == nth && s == stage) flag = true;
+        };
+    }
+};
+
+TEST_F(Fixture, CancelDuringDecodeReturnsTheTokensSoFar) {
+    for (const std::string m : {"none", "dart"}) {
+        dl::PruneConfig c;
+        c.method = m;
+        c.keep = 6;
+        const dl::MethodRun full = session.run(c, 8);
+        ASSERT_GE(full.output_ids.size(), 4u) << m;
+        EXPECT_FALSE(full.cancelled);
+        CancelAt at{"decode", 3};
+        const dl::MethodRun part = session.run(c, 8, at.fn(), &at.flag);
+        EXPECT_TRUE(part.cancelled) << m;
+        ASSERT_EQ(part.output_ids.size(), 3u) << m;
+        EXPECT_EQ(part.output_ids, std::vector<int>(full.output_ids.begin(), full.output_ids.begin() + 3)) << m;
+        EXPECT_FALSE(part.text.empty()) << m;
+        EXPECT_EQ(part.pruning.kept_image_indices, full.pruning.kept_image_indices) << m;
+        EXPECT_GT(part.timing_ms.decode, 0);
+        // the prefix cache is intact: the next run gives the whole answer again
+        const dl::MethodRun again = session.run(c, 8);
+        EXPECT_FALSE(again.cancelled);
+        EXPECT_EQ(again.output_ids, full.output_ids) << m;
+    }
+}
+
+TEST_F(Fixture, CancelBuildingTheTrunkThrowsAndLeavesNoTrunk) {
+    dl::RunRequest req;
+    req.image_path = sample_image();
+    req.question = "Which colours are there?";  // a new question: the next preview builds the trunk
+    session.prepare(req);
+    dl::PruneConfig c;
+    c.method = "dart";
+    c.keep = 5;
+    CancelAt at{"prefill", 2};
+    EXPECT_THROW(session.preview(c, at.fn(), &at.flag), dl::Cancelled);
+    EXPECT_EQ(at.reports["prefill"], 2);  // per layer: stopped before the second of three
+    CancelAt all;
+    const dl::PruningResult p = session.preview(c, all.fn());
+    EXPECT_EQ(all.reports["prefill"], session.model_info().num_layers + 1);
+    const dl::MethodRun r = session.run(c, 2);
+    EXPECT_FALSE(r.cancelled);
+    EXPECT_EQ(p.kept_image_indices, r.pruning.kept_image_indices);
+}
+
+// Loading (per tensor, then per warm-up layer) and the vision tower (per layer) stop at a cancel;
+// a cancelled load keeps the model loaded before, and the session runs normally afterwards.
+TEST(SessionCancel, LoadAndVisionStopAndTheSessionRecovers) {
+    dl::Session s;
+    dl::LoadOptions lo;
+    lo.threads = 2;
+    {
+        CancelAt at{"weights", 5};
+        EXPECT_THROW(s.load_model(tiny_model(), lo, at.fn(), &at.flag), dl::Cancelled);
+        EXPECT_EQ(at.reports["weights"], 5);
+        EXPECT_FALSE(s.has_model());
+    }
+    CancelAt all;
+    s.load_model(tiny_model(), lo, all.fn());
+    EXPECT_GT(all.reports["weights"], 40);  // one report per tensor
+    EXPECT_EQ(all.reports["warm-up"], s.model_info().num_layers + 1);
+    EXPECT_TRUE(std::is_sorted(all.fractions.begin(), all.fractions.end()));
+    EXPECT_EQ(all.fractions.back(), 1.0);
+    {
+        CancelAt at{"warm-up", 2};
+        EXPECT_THROW(s.load_model(tiny_model(), lo, at.fn(), &at.flag), dl::Cancelled);
+        EXPECT_TRUE(s.has_model());  // the model loaded before stays
+    }
+    dl::RunRequest req;
+    req.image_path = sample_image();
+    req.question = "What is in the picture?";
+    {
+        CancelAt at{"vision", 1};
+        EXPECT_THROW(s.prepare(req, at.fn(), &at.flag), dl::Cancelled);
+        EXPECT_EQ(at.reports["vision"], 1);
+    }
+    CancelAt vision;
+    s.prepare(req, vision.fn());
+    EXPECT_GE(vision.reports["vision"], 2);  // before the first layer and after each
+    const dl::MethodRun r = s.run(dl::PruneConfig{}, 4);
+    EXPECT_FALSE(r.cancelled);
+    EXPECT_FALSE(r.output_ids.empty());
 }
 
 }  // namespace

@@ -1,6 +1,9 @@
 // Drives the real window offscreen on the generated tiny model: load, run, live preview on the
 // ratio slider (overlay pixels change), patch hover tooltip, export (files read back, no silent
-// overwrite), and the engine controller's superseding of stale requests.
+// overwrite), and the engine controller's superseding of stale requests. Then what a real 7B
+// model needs from the window: no generation per slider move when runs are slow, composed vs
+// measured latency bars, a partial answer after a cancel, one-line errors with details.
+// (test_engine_cancel.cpp cancels every stage of a bigger model.)
 #include <QtTest>
 
 #include <QDir>
@@ -14,6 +17,10 @@
 #include <QTemporaryDir>
 #include <QTextBrowser>
 #include <QLabel>
+#include <QBarSet>
+#include <QMessageBox>
+#include <QSpinBox>
+#include <QStackedBarSeries>
 
 #include "core/make_model.h"
 #include "ui/enginecontroller.h"
@@ -26,6 +33,24 @@
 using namespace dlui;
 
 static const int k_timeout = 120000;
+
+// Arms `engine` to run `cancel` (on the GUI thread) at the nth progress report of `stage`. The
+// hook runs on the worker thread and blocks until the GUI thread has cancelled, so the cancel
+// lands inside that stage, at its next tensor/layer/token boundary, however fast the machine.
+static void cancelAt(EngineController& engine, const std::string& stage, int nth, std::function<void()> cancel) {
+    auto count = std::make_shared<int>(0);
+    engine.setProgressHook([&engine, stage, nth, count, cancel](double, const std::string& s) {
+        if (s == stage && ++*count == nth) QMetaObject::invokeMethod(&engine, cancel, Qt::BlockingQueuedConnection);
+    });
+}
+
+static QBarSet* barSet(QChart* chart, const QString& label) {
+    for (QAbstractSeries* s : chart->series())
+        if (auto* bars = qobject_cast<QStackedBarSeries*>(s))
+            for (QBarSet* set : bars->barSets())
+                if (set->label() == label) return set;
+    return nullptr;
+}
 
 class TestMainWindow : public QObject {
     Q_OBJECT
@@ -59,6 +84,9 @@ private slots:
         opts.openDemoIfFirstStart = false;
         MainWindow w(opts);
         w.show();
+        // this test checks that released sliders regenerate the answers: allow it whatever the
+        // machine's speed (sliderMovesDoNotGenerateWhenRunsAreSlow checks the other side)
+        w.setAutoRunThresholdMs(600000);
         QSignalSpy ready(&w, &MainWindow::modelReady);
         QSignalSpy errors(&w, &MainWindow::errorShown);
         w.openImage(m_image);
@@ -231,7 +259,11 @@ private slots:
         bad.image_path = "/nonexistent/picture.png";
         engine.run(bad, {a}, 4);
         QTRY_VERIFY_WITH_TIMEOUT(failed.count() == 1, k_timeout);
-        QVERIFY(failed.first().first().toString().contains("picture.png"));
+        // one line naming the file; the engine's own message behind "Details"
+        const QString summary = failed.first().at(0).toString();
+        QVERIFY2(summary.startsWith("File not found: /nonexistent/picture.png"), qPrintable(summary));
+        QVERIFY(!summary.contains('\n'));
+        QVERIFY(failed.first().at(1).toString().contains("No such file or directory"));
         engine.run(req, {a}, 4);
         QTRY_VERIFY_WITH_TIMEOUT(finished.count() == 2, k_timeout);
 
@@ -253,6 +285,7 @@ private slots:
             s.setValue("ratio", 0.5);
             s.setValue("question", "How many objects?");
             s.setValue("layer", 1);
+            s.setValue("autoRunThresholdMs", 1234);
         }
         MainWindowOptions opts;  // restore settings, as a user start would
         MainWindow w(opts);
@@ -261,11 +294,169 @@ private slots:
         QCOMPARE(w.currentRequest().question, std::string("How many objects?"));
         QCOMPARE(w.configFor("dart").ratio, 0.5);
         QCOMPARE(w.configFor("dart").layer, 1);
+        QCOMPARE(w.autoRunThresholdMs(), 1234);
+        auto* thresholdBox = w.findChild<QSpinBox*>("autoRunThreshold");
+        QVERIFY(thresholdBox);
+        thresholdBox->setValue(4321);  // edited in the window: saved
+        QCOMPARE(QSettings().value("autoRunThresholdMs").toInt(), 4321);
         QCOMPARE(QString::fromStdString(w.currentRequest().image_path), QFileInfo(m_image).absoluteFilePath());
         w.setRatio(0.625);
         QSettings s;
         QCOMPARE(s.value("ratio").toDouble(), 0.625);
         s.clear();
+    }
+
+    // Slow runs (the last one took longer than the threshold): twenty slider moves preview the
+    // selection and mark the answers stale, but start no generation; Run does.
+    void sliderMovesDoNotGenerateWhenRunsAreSlow() {
+        MainWindowOptions opts;
+        opts.restoreSettings = false;
+        opts.openDemoIfFirstStart = false;
+        MainWindow w(opts);
+        w.show();
+        QSignalSpy ready(&w, &MainWindow::modelReady);
+        QSignalSpy done(&w, &MainWindow::runCompleted);
+        QSignalSpy errors(&w, &MainWindow::errorShown);
+        w.openImage(m_image);
+        w.loadModel(m_model);
+        QTRY_VERIFY_WITH_TIMEOUT(ready.count() == 1, k_timeout);
+        QCOMPARE(w.autoRunThresholdMs(), 2000);  // the default
+        w.runNow();
+        QTRY_VERIFY_WITH_TIMEOUT(done.count() == 1 && w.hasResults(), k_timeout);
+        QVERIFY(w.lastRunMs() >= 1);
+        w.setAutoRunThresholdMs(1);  // the last run took longer than that
+
+        QSignalSpy started(w.engine(), &EngineController::started);
+        QSignalSpy previews(&w, &MainWindow::previewUpdated);
+        QSlider* slider = w.ratioSlider();
+        for (int i = 0; i < 20; ++i) {
+            slider->setSliderDown(true);
+            slider->setValue(300 + 25 * i);
+            slider->setSliderDown(false);  // released: sliderReleased
+        }
+        QTRY_VERIFY_WITH_TIMEOUT(w.resultFor("dart") && w.resultFor("dart")->budget == 4, k_timeout);  // R=0.775: round(16 * 0.225)
+        QTest::qWait(1500);  // well past the 600 ms debounce of automatic runs
+        for (const QList<QVariant>& s : started) QVERIFY2(s.at(1).toString() != "run", "a slider move generated");
+        QVERIFY(previews.count() >= 1);
+        QCOMPARE(done.count(), 1);
+        QVERIFY(!w.hasResults());
+        QVERIFY(w.column("dart")->answerPlainText().contains("outdated"));
+        QVERIFY(!w.column("none")->answerPlainText().contains("outdated"));  // R does not change it
+
+        // Run regenerates the stale answers
+        w.runNow();
+        QTRY_VERIFY_WITH_TIMEOUT(done.count() == 2 && w.hasResults(), k_timeout);
+
+        // fast runs: a released slider regenerates by itself
+        w.setAutoRunThresholdMs(600000);
+        slider->setSliderDown(true);
+        slider->setValue(500);
+        slider->setSliderDown(false);
+        QTRY_VERIFY_WITH_TIMEOUT(done.count() == 3 && w.hasResults(), k_timeout);
+        QCOMPARE(w.runFor("dart")->pruning.budget, 8);
+        QCOMPARE(errors.count(), 0);
+    }
+
+    // Timings from the prefix cache are composed, drawn hatched with a note; "Measure cold" times
+    // every stage and the bars become solid.
+    void latencyChartTellsComposedFromMeasured() {
+        MainWindowOptions opts;
+        opts.restoreSettings = false;
+        opts.openDemoIfFirstStart = false;
+        MainWindow w(opts);
+        w.show();
+        QSignalSpy ready(&w, &MainWindow::modelReady);
+        QSignalSpy done(&w, &MainWindow::runCompleted);
+        w.openImage(m_image);
+        w.loadModel(m_model);
+        QTRY_VERIFY_WITH_TIMEOUT(ready.count() == 1, k_timeout);
+        w.runNow();
+        QTRY_VERIFY_WITH_TIMEOUT(done.count() == 1, k_timeout);
+        for (const Figures& f : w.figureModel()->figures()) QVERIFY(f.composed);
+        QBarSet* composed = barSet(w.chart(), "vision (composed)");
+        QVERIFY(composed);
+        QCOMPARE(composed->brush().style(), Qt::BDiagPattern);
+        QVERIFY(composed->at(0) > 0);
+        QCOMPARE(barSet(w.chart(), "vision")->at(0), 0.0);
+        QCOMPARE(barSet(w.chart(), "vision")->brush().style(), Qt::SolidPattern);
+        auto* note = w.findChild<QLabel*>("chartNote");
+        QVERIFY(note && note->isVisibleTo(&w));
+        const QModelIndex total = w.figureModel()->index(0, FigureModel::Total);
+        QVERIFY(w.figureModel()->data(total, Qt::ToolTipRole).toString().contains("Measure cold"));
+
+        w.measureCold();
+        QTRY_VERIFY_WITH_TIMEOUT(done.count() == 2, k_timeout);
+        QCOMPARE(w.figureModel()->rowCount(), 3);
+        for (const Figures& f : w.figureModel()->figures()) QVERIFY(!f.composed);
+        QVERIFY(!barSet(w.chart(), "vision (composed)"));
+        QVERIFY(barSet(w.chart(), "vision")->at(0) > 0);
+        QVERIFY(!note->isVisibleTo(&w));
+        QVERIFY(w.hasResults());
+        QVERIFY(!w.figureModel()->data(total, Qt::ToolTipRole).isValid());
+    }
+
+    // Cancel during decode in the window: the column shows the answer so far, says it was
+    // cancelled, and Run regenerates it.
+    void windowShowsPartialAnswerAfterCancel() {
+        MainWindowOptions opts;
+        opts.restoreSettings = false;
+        opts.openDemoIfFirstStart = false;
+        MainWindow w(opts);
+        w.show();
+        QSignalSpy ready(&w, &MainWindow::modelReady);
+        QSignalSpy done(&w, &MainWindow::runCompleted);
+        QSignalSpy cancelled(w.engine(), &EngineController::cancelled);
+        w.openImage(m_image);
+        w.loadModel(m_model);
+        QTRY_VERIFY_WITH_TIMEOUT(ready.count() == 1, k_timeout);
+        cancelAt(*w.engine(), "decode", 2, [&w] { w.cancelWork(); });
+        w.runNow();  // "none" decodes first
+        QTRY_VERIFY_WITH_TIMEOUT(cancelled.count() == 1, k_timeout);
+        QTRY_VERIFY_WITH_TIMEOUT(!w.engine()->busy(), k_timeout);
+        QCOMPARE(done.count(), 0);
+        const dl::MethodRun* partial = w.runFor("none");
+        QVERIFY(partial && partial->cancelled);
+        QCOMPARE(int(partial->output_ids.size()), 2);
+        QVERIFY2(w.column("none")->answerPlainText().contains("cancelled after 2 tokens"),
+                 qPrintable(w.column("none")->answerPlainText()));
+        QVERIFY(!w.hasResults());
+        QCOMPARE(w.figureModel()->rowCount(), 0);  // a cancelled run's timings are not shown
+
+        w.engine()->setProgressHook({});
+        w.runNow();
+        QTRY_VERIFY_WITH_TIMEOUT(done.count() == 1 && w.hasResults(), k_timeout);
+        QVERIFY(!w.runFor("none")->cancelled);
+        QCOMPARE(w.figureModel()->rowCount(), 3);
+    }
+
+    // An error is one line saying what to do, the engine's message behind "Show Details...", and
+    // the window keeps working.
+    void errorsAreOneLineWithDetails() {
+        const QString broken = m_tmp.filePath("no-tokenizer");
+        QVERIFY(QDir().mkpath(broken));
+        for (const QString& f : QDir(m_model).entryList(QDir::Files))
+            if (f != "tokenizer.model") QVERIFY(QFile::copy(QDir(m_model).filePath(f), QDir(broken).filePath(f)));
+        MainWindowOptions opts;
+        opts.restoreSettings = false;
+        opts.openDemoIfFirstStart = false;
+        MainWindow w(opts);
+        w.show();
+        QSignalSpy ready(&w, &MainWindow::modelReady);
+        QSignalSpy errors(&w, &MainWindow::errorShown);
+        w.loadModel(broken);
+        QTRY_VERIFY_WITH_TIMEOUT(errors.count() == 1, k_timeout);
+        const QString summary = errors.first().first().toString();
+        QVERIFY2(summary.startsWith("File not found: ") && summary.contains("tokenizer.model"), qPrintable(summary));
+        QVERIFY(!summary.contains('\n'));
+        const QList<QMessageBox*> boxes = w.findChildren<QMessageBox*>("errorBox");
+        QCOMPARE(boxes.size(), 1);
+        QCOMPARE(boxes.first()->text(), summary);
+        QVERIFY(boxes.first()->detailedText().contains("tokenizer model not found"));
+        boxes.first()->close();
+        w.openImage(m_image);
+        w.loadModel(m_model);
+        QTRY_VERIFY_WITH_TIMEOUT(ready.count() == 1, k_timeout);
+        QCOMPARE(errors.count(), 1);
     }
 };
 
