@@ -15,8 +15,10 @@ Recipe (all in RECIPE below; the model card repeats it):
   - three stages. A: the decoder learns to answer from clean image tokens built from the scene's
     ground truth (Oracle: per patch, the sum of learnt vectors for its class, colour, object-centre
     flag, row and column; class and colour vectors are the input embeddings of their words).
-    B: the vision tower + projector learn to produce those tokens from pixels (MSE, plus a dense
-    class / colour / centre head on the features the projector reads). C: everything from pixels,
+    B: the vision tower + projector learn to produce those tokens from pixels (MSE; "align", a
+    cross-entropy of each projected token's cosine with the oracle's class and colour vectors
+    against the patch's class and colour; a dense class / colour / centre head on the features the
+    projector reads). C: everything from pixels,
     LM loss plus B's losses. The oracle and the dense head exist in training only.
   - supervision of the decoder's first layer in stages A and C, at the class word of a question:
     head 0 attends to the image tokens of that class (to <s> if absent), head 1 evenly to <s> and
@@ -37,6 +39,7 @@ import math
 import os
 import random
 import subprocess
+import shutil
 import sys
 import threading
 import time
@@ -49,8 +52,8 @@ RECIPE = {
     # B the vision tower + projector learn to produce those tokens, C everything from pixels.
     "stages": [
         {"kind": "oracle", "steps": 700, "batch": 8, "lr": 1.5e-3, "warmup": 100, "noise": 0.3},
-        {"kind": "vision", "steps": 1200, "batch": 8, "lr": 1.5e-3, "warmup": 100},
-        {"kind": "joint", "steps": 1000, "batch": 8, "lr": 5e-4, "warmup": 50},
+        {"kind": "vision", "steps": 2000, "batch": 8, "lr": 1.5e-3, "warmup": 100},
+        {"kind": "joint", "steps": 1800, "batch": 8, "lr": 5e-4, "warmup": 50},
     ],
     "oracle_tied": True,
     "weight_decay": 0.05,
@@ -391,17 +394,22 @@ class Oracle:
             r.data.copy_(st[f"row{n}"])
             c.data.copy_(st[f"column{n}"])
 
-    def __call__(self, pcls, pcol, pctr):
-        """(B, g*g) labels -> (B, g*g, dim) image tokens."""
-        g = int(round(pcls.shape[1] ** 0.5))
-        row, column = self.pos[g]
-        pos = (row[:, None, :] + column[None, :, :]).reshape(g * g, -1)
+    def tables(self):
+        """The class and colour vectors, (classes + 1, dim) and (colours + 1, dim); row 0 = none."""
         cls, col = self.cls, self.col
         if self.words is not None:
             import torch
             emb, ct, kt = self.words
             cls = torch.cat([cls[:1], emb.weight[ct]])
             col = torch.cat([col[:1], emb.weight[kt]])
+        return cls, col
+
+    def __call__(self, pcls, pcol, pctr):
+        """(B, g*g) labels -> (B, g*g, dim) image tokens."""
+        g = int(round(pcls.shape[1] ** 0.5))
+        row, column = self.pos[g]
+        pos = (row[:, None, :] + column[None, :, :]).reshape(g * g, -1)
+        cls, col = self.tables()
         return cls[pcls] + col[pcol] + self.ctr[pctr] + pos[None]
 
 
@@ -480,7 +488,14 @@ def train(args):
         dense = F.cross_entropy(al[..., :nc].reshape(-1, nc), pcls.reshape(-1)) + \
             F.cross_entropy(al[..., nc:nc + nk].reshape(-1, nk), pcol.reshape(-1)) + \
             F.cross_entropy(al[..., nc + nk:].reshape(-1, 2), pctr.reshape(-1))
-        return proj, mse, dense
+        # align: each projected token's cosine with every class (colour) vector of the oracle, the
+        # vectors that question words are matched against, as logits of the patch's class (colour).
+        # MSE alone leaves the classes too close together for layer 0's exact-match head.
+        cls_t, col_t = (F.normalize(t.detach().float(), dim=-1) for t in oracle.tables())
+        pn = F.normalize(proj, dim=-1)
+        align = F.cross_entropy((pn @ cls_t.T).reshape(-1, nc) / 0.1, pcls.reshape(-1)) + \
+            F.cross_entropy((pn @ col_t.T).reshape(-1, nk) / 0.1, pcol.reshape(-1))
+        return proj, mse, dense, align
 
     # Supervision of the decoder's first layer (training only), at the class word of a question
     # ("cat" in "Is there a cat in the image?"): head 0 is trained to attend to the image tokens of
@@ -602,7 +617,7 @@ def train(args):
                     parts["attn"], parts["probe"] = attention_loss(samples, pcls, pctr, pcol)
                 else:
                     pv = to_pixel_values(pixels[idx])
-                    proj, parts["mse"], parts["dense"] = vision_losses(pv, pcls, pcol, pctr)
+                    proj, parts["mse"], parts["dense"], parts["align"] = vision_losses(pv, pcls, pcol, pctr)
                     if kind == "joint":
                         parts["lm"] = decoder_loss(ids, labels, mask, proj)
                         parts["attn"], parts["probe"] = attention_loss(samples, pcls, pctr, pcol)
@@ -631,6 +646,8 @@ def train(args):
                     state["opt"] = opt.state_dict()
                 torch.save(state, ckpt + ".tmp")
                 os.replace(ckpt + ".tmp", ckpt)
+                if done:  # each stage's end is kept: a changed later stage resumes from here
+                    shutil.copyfile(ckpt, os.path.join(args.work, f"train_state_{kind}.pt"))
         st = None
     print(f"done in {time.time() - t0:.0f} s", flush=True)
 
