@@ -373,7 +373,9 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "error: cancelled\n");
         return 1;
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "error: %s\n", e.what());
+        // dl::user_message's summary: one line (LibTorch's messages carry a backtrace), with advice
+        // where the cause is known (out of memory: bf16 or fewer tokens; a missing file: which).
+        std::fprintf(stderr, "error: %s\n", dl::user_message(e).summary.c_str());
         return 1;
     }
     return 0;

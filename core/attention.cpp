@@ -14,6 +14,11 @@
 
 namespace dl {
 
+at::Tensor linear_layer(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+    if (!b.defined()) return at::linear(x, w);
+    return at::linear(x, w, b.scalar_type() == w.scalar_type() ? b : b.to(w.scalar_type()));
+}
+
 static std::atomic<int> g_default_impl{-1};
 
 AttentionImpl attention_default_impl() {

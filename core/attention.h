@@ -1,4 +1,5 @@
-// Scaled dot-product attention: the one implementation every layer (CLIP, Llama, pruning) uses.
+// Scaled dot-product attention: the one implementation every layer (CLIP, Llama, pruning) uses,
+// and the linear projection around it (linear_layer).
 //
 // Shapes are per sequence (batch 1): q [H,Sq,D], k/v [Hkv,Sk,D], scale D^-0.5. Grouped-query
 // attention: query head h uses kv head h / (H/Hkv), as Hugging Face's repeat_kv does. "Causal"
@@ -20,6 +21,10 @@
 #include <vector>
 
 namespace dl {
+
+// x [..., in] @ w[out, in]^T (+ b[out]) -> [..., out] in w's dtype. b may be undefined, or stored
+// in float32 while w is f16/bf16 (weights.h keeps biases in float32): it is cast to w's dtype.
+at::Tensor linear_layer(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b);
 
 enum class AttentionImpl { fused, plain };
 

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "core/common.h"
+#include "core/json_util.h"
 
 namespace dl {
 
@@ -29,33 +30,27 @@ struct Reader {
     // Present and not null.
     bool has(const std::string& key) const { return obj.contains(key) && !obj.at(key).is_null(); }
 
+    // A JSON integer that fits an int; `name` is the key, or "key[i]" for a list element.
+    int to_int(const json& v, const std::string& name) const {
+        int64_t value = 0;
+        const std::string why =
+            json_int(v, std::numeric_limits<int>::min(), std::numeric_limits<int>::max(), &value);
+        if (!why.empty()) throw error(name, why);
+        return static_cast<int>(value);
+    }
     int get_int(const std::string& key, int fallback) const {
         if (!has(key)) return fallback;
-        const json& v = obj.at(key);
-        if (!v.is_number_integer()) throw type_error(key, "integer");
-        if (v.is_number_unsigned()) {
-            uint64_t u = v.get<uint64_t>();
-            if (u > static_cast<uint64_t>(std::numeric_limits<int>::max())) throw error(key, "out of range");
-            return static_cast<int>(u);
-        }
-        int64_t s = v.get<int64_t>();
-        if (s < std::numeric_limits<int>::min() || s > std::numeric_limits<int>::max())
-            throw error(key, "out of range");
-        return static_cast<int>(s);
+        return to_int(obj.at(key), key);
     }
-    // Token ids may be given as a list (e.g. several eos ids): returns all of them.
+    // Token ids may be given as a list (e.g. several eos ids): returns all of them, each checked
+    // like get_int (errors name "key[i]").
     std::vector<int> get_int_or_list(const std::string& key, const std::vector<int>& fallback) const {
         if (!has(key)) return fallback;
         const json& v = obj.at(key);
         if (v.is_number_integer()) return {get_int(key, 0)};
         if (!v.is_array()) throw type_error(key, "integer or list of integers");
         std::vector<int> out;
-        for (size_t i = 0; i < v.size(); ++i) {
-            if (!v[i].is_number_integer())
-                throw Error(str_cat(source, ": ", prefix, key, "[", i, "]: expected integer, got ",
-                                    v[i].type_name()));
-            out.push_back(static_cast<int>(v[i].get<int64_t>()));
-        }
+        for (size_t i = 0; i < v.size(); ++i) out.push_back(to_int(v[i], str_cat(key, "[", i, "]")));
         if (out.empty()) throw error(key, "empty list");
         return out;
     }
@@ -90,16 +85,6 @@ struct Reader {
 
 void require_positive(const Reader& r, const std::string& key, double value) {
     if (!(value > 0)) throw r.error(key, str_cat("must be positive, got ", value));
-}
-
-json read_json_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw Error(str_cat(path, ": cannot open"));
-    try {
-        return json::parse(in);
-    } catch (const json::exception& e) {
-        throw Error(str_cat(path, ": not valid JSON: ", e.what()));
-    }
 }
 
 // CLIPVisionConfig()'s own defaults; HF writes a vision key when it differs from these OR from
@@ -238,6 +223,10 @@ LlavaConfig LlavaConfig::from_json(const json& j, const std::string& source) {
                                               v.num_attention_heads));
     if (v.image_size % v.patch_size != 0)
         throw vr.error("image_size", str_cat(v.image_size, " is not divisible by patch_size ", v.patch_size));
+    // num_image_tokens() is grid^2 (+ 1): keep it an int.
+    if (int64_t(v.grid()) * v.grid() >= std::numeric_limits<int>::max())
+        throw vr.error("image_size", str_cat(v.image_size, " / patch_size ", v.patch_size, " gives ",
+                                             v.grid(), "^2 patches, too many"));
     for (auto [key, value] : {std::pair<const char*, int>{"vocab_size", t.vocab_size},
                               {"hidden_size", t.hidden_size},
                               {"intermediate_size", t.intermediate_size},
@@ -257,12 +246,15 @@ LlavaConfig LlavaConfig::from_json(const json& j, const std::string& source) {
         throw tr.error("num_key_value_heads", str_cat("num_attention_heads ", t.num_attention_heads,
                                                       " is not divisible by num_key_value_heads ",
                                                       t.num_key_value_heads));
-    const int layer = c.vision_feature_layers[0];
-    if (layer < -(v.num_hidden_layers + 1) || layer > v.num_hidden_layers)
-        throw top.error("vision_feature_layer",
-                        str_cat(layer, " is out of range for ", v.num_hidden_layers,
-                                " CLIP layers (valid: ", -(v.num_hidden_layers + 1), "..",
-                                v.num_hidden_layers, ")"));
+    const int64_t clip_layers = v.num_hidden_layers;  // 64-bit: -(INT_MAX + 1) must not overflow
+    const bool layer_list = top.has("vision_feature_layer") && j.at("vision_feature_layer").is_array();
+    for (size_t i = 0; i < c.vision_feature_layers.size(); ++i) {
+        const int layer = c.vision_feature_layers[i];
+        if (layer < -(clip_layers + 1) || layer > clip_layers)
+            throw top.error(layer_list ? str_cat("vision_feature_layer[", i, "]") : std::string("vision_feature_layer"),
+                            str_cat(layer, " is out of range for ", clip_layers, " CLIP layers (valid: ",
+                                    -(clip_layers + 1), "..", clip_layers, ")"));
+    }
     if (c.vision_feature_select_strategy != "default" && c.vision_feature_select_strategy != "full")
         throw top.error("vision_feature_select_strategy",
                         str_cat("expected \"default\" or \"full\", got \"", c.vision_feature_select_strategy, "\""));

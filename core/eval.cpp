@@ -72,10 +72,8 @@ void write_atomic(const std::string& path, const std::string& text) {
 }
 
 int method_rank(const std::string& m) {
-    static const char* order[] = {"none", "dart", "fastv", "random"};
-    for (int i = 0; i < 4; ++i)
-        if (m == order[i]) return i;
-    return 4;
+    const std::vector<std::string>& order = pruner_names();  // the registry's display order
+    return int(std::find(order.begin(), order.end(), m) - order.begin());
 }
 
 double mean_of(const std::vector<double>& v) {
@@ -674,8 +672,12 @@ int run_eval(const EvalArgs& a) {
     if (methods.empty()) throw Error("--method: empty list");
     bool any_pruning = false;
     for (const std::string& m : methods) {
-        if (m != "none" && m != "dart" && m != "fastv" && m != "random")
-            throw Error(str_cat("--method: unknown method '", m, "' (valid: none, dart, fastv, random)"));
+        const std::vector<std::string>& known = pruner_names();
+        if (std::find(known.begin(), known.end(), m) == known.end()) {
+            std::string valid;
+            for (const std::string& k : known) valid += (valid.empty() ? "" : ", ") + k;
+            throw Error(str_cat("--method: unknown method '", m, "' (valid: ", valid, ")"));
+        }
         any_pruning = any_pruning || m != "none";
     }
     if (!a.keep.empty() && !a.ratio.empty()) throw Error("eval: give --keep or --ratio, not both");

@@ -247,12 +247,6 @@ at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tens
 
 // --- layers -------------------------------------------------------------------------------------
 
-// Biases may be stored in float32 (weights.h keeps norms/biases in f32): match the matrix.
-static at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
-    if (!b.defined()) return at::linear(x, w);
-    return at::linear(x, w, b.scalar_type() == w.scalar_type() ? b : b.to(w.scalar_type()));
-}
-
 static void check_layer_index(const LlavaWeights& weights, int layer) {
     if (layer < 0 || layer >= int(weights.text.layers.size()))
         throw Error(str_cat("llama: layer ", layer, " outside 0..", int(weights.text.layers.size()) - 1));
@@ -264,9 +258,9 @@ static void layer_qkv(const LlamaLayerWeights& L, const TextConfig& tc, const at
                       at::Tensor* v) {
     const int64_t S = h.size(0), D = tc.head_dim();
     const int64_t H = tc.num_attention_heads, Hkv = tc.num_key_value_heads;
-    if (q) *q = apply_rope(linear(h, L.q_w, L.q_b).view({S, H, D}).transpose(0, 1), cos, sin);
-    if (k) *k = apply_rope(linear(h, L.k_w, L.k_b).view({S, Hkv, D}).transpose(0, 1), cos, sin);
-    if (v) *v = linear(h, L.v_w, L.v_b).view({S, Hkv, D}).transpose(0, 1);
+    if (q) *q = apply_rope(linear_layer(h, L.q_w, L.q_b).view({S, H, D}).transpose(0, 1), cos, sin);
+    if (k) *k = apply_rope(linear_layer(h, L.k_w, L.k_b).view({S, Hkv, D}).transpose(0, 1), cos, sin);
+    if (v) *v = linear_layer(h, L.v_w, L.v_b).view({S, Hkv, D}).transpose(0, 1);
 }
 
 static at::Tensor layer_forward(const LlavaWeights& weights, const LlavaConfig& config, int layer,
@@ -282,7 +276,7 @@ static at::Tensor layer_forward(const LlavaWeights& weights, const LlavaConfig& 
     cache.append(layer, k, v);
     at::Tensor a = attention(q, cache.keys(layer), cache.values(layer), true);  // [H,S,D]
     a = a.transpose(0, 1).reshape({S, -1});                                     // [S,H*D]
-    at::Tensor out = linear(a, L.o_w, L.o_b).add_(x);  // x + o_proj(a)
+    at::Tensor out = linear_layer(a, L.o_w, L.o_b).add_(x);  // x + o_proj(a)
     // MLP block
     h = rms_norm(out, L.post_norm, tc.rms_norm_eps);
     at::Tensor m = at::linear(h, L.gate_w);                                       // [S,I]

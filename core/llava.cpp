@@ -89,6 +89,13 @@ std::string dtype_name(at::ScalarType dtype) {
     }
 }
 
+int set_compute_threads(int threads) {
+    if (threads <= 0) threads = int(std::thread::hardware_concurrency());
+    if (threads <= 0) threads = 1;  // hardware_concurrency may not know
+    if (at::get_num_threads() != threads) at::set_num_threads(threads);
+    return threads;
+}
+
 // A forward pass allocates tens of MiB of short-lived activations per layer. glibc serves blocks
 // above its (dynamic) mmap threshold with fresh mmap()s, whose pages fault in on first touch and
 // go back to the kernel on free: measured at ~25% of the prefill time. Pin the threshold at its
@@ -151,9 +158,7 @@ LlavaModel::LlavaModel(const std::string& dir, const LoadOptions& options) : dir
 
     device_ = parse_device(options.device);
     dtype_ = parse_compute_dtype(options.dtype, device_);
-    int threads = options.threads > 0 ? options.threads : int(std::thread::hardware_concurrency());
-    if (threads <= 0) threads = 1;
-    if (at::get_num_threads() != threads) at::set_num_threads(threads);  // a call rebuilds the pools
+    set_compute_threads(options.threads);
 
     // Progress (a ProgressScope of the caller, see progress.h): converting the weights is most of
     // the load, the warm-up the rest.

@@ -3,11 +3,10 @@
 //
 // Device/dtype rules (dl::LoadOptions): device auto picks CUDA when available, else CPU; dtype auto
 // is f32 on CPU and f16 on CUDA; f16 on CPU is refused (LibTorch 1.13 has no f16 matmul on CPU).
-// threads: at::set_num_threads(threads), 0 = every hardware thread (only called when the count
-// differs: each call rebuilds LibTorch's thread pools). Loading also pins glibc's malloc to reuse
-// freed activation memory instead of page-faulting fresh mmap()s (DARTLENS_DEFAULT_MALLOC=1 opts
-// out) and runs a 4-token warm-up through every decoder layer, so the first timed run is not
-// paying one-time initialisation.
+// threads: set_compute_threads(threads), 0 = every hardware thread. Loading also pins glibc's
+// malloc to reuse freed activation memory instead of page-faulting fresh mmap()s
+// (DARTLENS_DEFAULT_MALLOC=1 opts out) and runs a 4-token warm-up through every decoder layer,
+// so the first timed run is not paying one-time initialisation.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -27,6 +26,11 @@ at::Device parse_device(const std::string& name);
 // "auto"/"f32"/"bf16"/"f16" (also float32/bfloat16/float16) for `device`; f16 on CPU -> dl::Error.
 at::ScalarType parse_compute_dtype(const std::string& name, at::Device device);
 std::string dtype_name(at::ScalarType dtype);  // "f32" | "bf16" | "f16"
+// LibTorch's intra-op thread count for the calling thread (OpenMP counts are per thread):
+// `threads` > 0 as given, otherwise every hardware thread. Returns the count set.
+// at::set_num_threads is called only when the count differs: each call rebuilds the thread pools
+// even for an unchanged count, which costs several ms and slows the ops that follow.
+int set_compute_threads(int threads);
 
 class LlavaModel {
 public:

@@ -47,6 +47,9 @@ static json run_json(const MethodRun& r, double none_prefill_ms) {
                       {"prefill", r.timing_ms.prefill}, {"selection", r.timing_ms.selection},
                       {"decode", r.timing_ms.decode},   {"ttft", r.timing_ms.ttft},
                       {"total", r.timing_ms.total}};
+    // true: vision and layers < K came from the prefix cache, so timing_ms is composed from the
+    // per-layer times measured when it was filled rather than measured end to end by this run.
+    j["from_prefix_cache"] = r.from_prefix_cache;
     j["kv_cache_bytes"] = r.kv_cache_bytes;
     j["kv_cache_allocated_bytes"] = r.kv_cache_allocated_bytes;
     j["prefill_tokens_after_pruning"] = r.prefill_tokens_after;

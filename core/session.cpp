@@ -15,11 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <torch/cuda.h>
-#include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 
 #include <chrono>
-#include <thread>
 
 #include "core/attention.h"
 #include "core/common.h"
@@ -103,9 +101,7 @@ struct Session::Impl {
 
     void set_threads() const {
         // OpenMP thread counts are per calling thread: set them on whichever thread runs the work.
-        // Only when they differ: at::set_num_threads rebuilds LibTorch's thread pools even for an
-        // unchanged count, which costs several ms and slows the ops that follow.
-        if (at::get_num_threads() != threads) at::set_num_threads(threads);
+        set_compute_threads(threads);
     }
 
     void require_model() const {
@@ -150,7 +146,11 @@ struct Session::Impl {
         auto t0 = Clock::now();
         const int image_id = model->config().image_token_index;
         std::vector<int> ids = prompt.prompt_ids;
-        const int64_t image_pos = std::find(ids.begin(), ids.end(), image_id) - ids.begin();
+        const auto image_it = std::find(ids.begin(), ids.end(), image_id);
+        if (image_it == ids.end())
+            throw Error(str_cat("session: image token (id ", image_id, ", config image_token_index) not found in the ",
+                                ids.size(), " prompt ids"));
+        const int64_t image_pos = image_it - ids.begin();
         ids[size_t(image_pos)] = 0;  // its row is replaced by the image features below
         at::Tensor e = model->embed_tokens(ids);
         embeds = model->merge_image(e, image_pos, image_features);
@@ -215,18 +215,18 @@ struct Session::Impl {
         in.seq_len = int(seq_len());
         in.keys = cache_rows(cache.keys(k - 1));
         in.kv_repeat = c.text.num_attention_heads / c.text.num_key_value_heads;
-        // Only DART reads the values (v-norm pivots) and the final-normed hidden states.
-        const bool dart = cfg.method == "dart";
-        if (dart && cfg.pivot_criterion.rfind("v-norm", 0) == 0) in.values = cache_rows(cache.values(k - 1));
-        if (dart) in.hidden_normed = final_norm(model->weights(), c, x_k);
+        // The rest only when the method reads it (Pruner::needs).
+        const PruneNeeds needs = pruner.needs(cfg);
+        if (needs.values) in.values = cache_rows(cache.values(k - 1));
+        if (needs.hidden_normed) in.hidden_normed = final_norm(model->weights(), c, x_k);
         const at::Tensor keys = cache.keys(k - 1);
-        if (pruner.needs_attn_last(cfg)) {
+        if (needs.attn_last) {
             const int64_t last = seq_len() - 1;
             at::Tensor q = layer_query(model->weights(), c, k - 1, x_prev.slice(0, last, last + 1),
                                        model->positions({last}));
             in.attn_last = attention_probs_rows(q, keys, {last}).mean(0).reshape({-1});  // [S]
         }
-        if (pruner.needs_attn_mean(cfg)) {
+        if (needs.attn_mean) {
             at::Tensor q = layer_query(model->weights(), c, k - 1, x_prev, model->positions_range(0, seq_len()));
             in.attn_mean = attention_column_mean(q, keys);
         }
@@ -411,8 +411,7 @@ ModelInfo Session::load_model(const std::string& dir, const LoadOptions& options
     // Device and dtype first: "--device cuda" on a machine without a GPU is one clear line,
     // whatever the directory holds.
     parse_compute_dtype(options.dtype, parse_device(options.device));
-    const int threads = options.threads > 0 ? options.threads : int(std::max(1u, std::thread::hardware_concurrency()));
-    if (at::get_num_threads() != threads) at::set_num_threads(threads);
+    const int threads = set_compute_threads(options.threads);
     // Build everything first, then swap in: a failed or cancelled load keeps the old model.
     if (progress) progress(0.1, "tokenizer");
     auto tokenizer = std::make_unique<Tokenizer>(Tokenizer::load(dir));

@@ -1,8 +1,6 @@
 // Tokenizer: the dlopen()ed SentencePiece shim plus Hugging Face's added-token files.
 #include "core/tokenizer.h"
 
-#include <limits>
-
 #include <dlfcn.h>
 #include <limits.h>
 #include <unistd.h>
@@ -10,11 +8,12 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
+#include <limits>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "core/common.h"
+#include "core/json_util.h"
 
 #ifndef DARTLENS_SHIM_NAME
 #define DARTLENS_SHIM_NAME "libdartlens_spm.so"
@@ -121,16 +120,6 @@ const ShimApi& shim_api() {
     return *api;
 }
 
-nlohmann::json read_json_file(const fs::path& path) {
-    std::ifstream f(path);
-    if (!f) throw Error(str_cat(path.string(), ": cannot open"));
-    try {
-        return nlohmann::json::parse(f);
-    } catch (const std::exception& e) {
-        throw Error(str_cat(path.string(), ": invalid JSON: ", e.what()));
-    }
-}
-
 // special_tokens_map.json values are either "<s>" or {"content": "<s>", ...}.
 std::string token_content(const nlohmann::json& v) {
     if (v.is_string()) return v.get<std::string>();
@@ -189,63 +178,66 @@ Tokenizer Tokenizer::load_model_file(const std::string& path) {
     return t;
 }
 
-// A token id from a JSON key such as "32000": decimal digits only, within int range (std::stoi
-// would accept "32000abc" and " 7").
-static int parse_token_id(const std::string& key, const std::string& where) {
-    bool ok = !key.empty() && key.size() <= 10;
-    int64_t v = 0;
-    for (char ch : key) {
-        if (ch < '0' || ch > '9') ok = false;
-        else v = v * 10 + (ch - '0');
-    }
-    if (!ok || v > std::numeric_limits<int>::max())
-        throw Error(str_cat(where, ": added_tokens_decoder key '", key, "' is not a token id"));
-    return int(v);
-}
-
 Tokenizer Tokenizer::load(const std::string& model_dir) {
     fs::path dir(model_dir);
     Tokenizer t = load_model_file((dir / "tokenizer.model").string());
 
-    auto add = [&](int id, const std::string& content, bool special) {
+    // Token ids are parsed whole and range-checked (int, then the vocabulary below); `origin`
+    // keeps where each added id came from, "FILE: field", for the errors.
+    constexpr int64_t kMaxId = std::numeric_limits<int>::max() - 1;  // vocab_size() = id + 1 is an int
+    std::map<int, std::string> origin;
+    auto add = [&](int id, const std::string& content, bool special, const std::string& where) {
         if (id < t.sp_vocab_size_) return;  // already a SentencePiece piece (<s>, </s>, <unk>)
         t.added_[id] = AddedToken{id, content, special};
+        origin[id] = where;
     };
     // added_tokens.json: {"<image>": 32000, "<pad>": 32001}. HF's llava-hf marks them special.
-    fs::path added_path = dir / "added_tokens.json";
+    const std::string added_path = (dir / "added_tokens.json").string();
     if (fs::exists(added_path)) {
         nlohmann::json j = read_json_file(added_path);
-        if (!j.is_object()) throw Error(str_cat(added_path.string(), ": expected an object of token: id"));
+        if (!j.is_object()) throw Error(str_cat(added_path, ": expected an object of token: id"));
         for (auto it = j.begin(); it != j.end(); ++it) {
-            if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 ||
-                it.value().get<int64_t>() > std::numeric_limits<int>::max())
-                throw Error(str_cat(added_path.string(), ": token '", it.key(), "': id ", it.value().dump(),
-                                    " is not a token id (an integer in [0, 2^31))"));
-            add(int(it.value().get<int64_t>()), it.key(), true);
+            const std::string where = str_cat(added_path, ": token '", it.key(), "'");
+            int64_t id = 0;
+            const std::string why = json_int(it.value(), 0, kMaxId, &id);
+            if (!why.empty()) throw Error(str_cat(where, ": ", why));
+            add(int(id), it.key(), true, where);
         }
     }
     // tokenizer_config.json: "added_tokens_decoder": {"32000": {"content": "<image>", "special": true}}
-    fs::path config_path = dir / "tokenizer_config.json";
+    // The keys are ids as text: parsed whole ("32000abc", " 7", "-3" are not ids).
+    const std::string config_path = (dir / "tokenizer_config.json").string();
     nlohmann::json config;
     if (fs::exists(config_path)) {
         config = read_json_file(config_path);
         if (config.is_object() && config.contains("added_tokens_decoder") && config["added_tokens_decoder"].is_object()) {
             for (auto it = config["added_tokens_decoder"].begin(); it != config["added_tokens_decoder"].end(); ++it) {
-                const int id = parse_token_id(it.key(), config_path.string());
+                const std::string where = str_cat(config_path, ": added_tokens_decoder key '", it.key(), "'");
+                int64_t id = 0;
+                const std::string why = parse_int(it.key(), 0, kMaxId, &id);
+                if (!why.empty()) throw Error(str_cat(where, " is not a token id: ", why));
                 const auto& v = it.value();
                 std::string content = token_content(v);
-                if (content.empty())
-                    throw Error(str_cat(config_path.string(), ": added_tokens_decoder '", it.key(), "' has no content"));
+                if (content.empty()) throw Error(str_cat(where, ": has no content"));
                 bool special = v.is_object() && v.contains("special") && v["special"].is_boolean() ? v["special"].get<bool>() : true;
-                add(id, content, special);
+                add(int(id), content, special, where);
             }
         }
     }
+    // Added tokens extend the SentencePiece vocabulary without gaps: k of them take the ids
+    // sp..sp+k-1 (HF's slow tokenizers likewise refuse a "non-consecutive added token"). An id past
+    // that is no token, and would make vocab_size() and every table sized by it arbitrary.
+    const int64_t vocab_end = int64_t(t.sp_vocab_size_) + int64_t(t.added_.size());
+    for (const auto& [id, tok] : t.added_)
+        if (id >= vocab_end)
+            throw Error(str_cat(origin[id], ": id ", id, " is outside the vocabulary: ", t.sp_vocab_size_,
+                                " SentencePiece pieces and ", t.added_.size(), " added token(s) take ids 0..",
+                                vocab_end - 1, " (added ids must follow the SentencePiece ids without gaps)"));
     for (const auto& [id, tok] : t.added_) t.added_by_content_[tok.content] = id;
 
     // special_tokens_map.json names bos/eos/pad by content; fall back to tokenizer_config.json.
     nlohmann::json specials;
-    fs::path specials_path = dir / "special_tokens_map.json";
+    const std::string specials_path = (dir / "special_tokens_map.json").string();
     if (fs::exists(specials_path)) specials = read_json_file(specials_path);
     auto resolve = [&](const char* key, int fallback) {
         std::string content;

@@ -26,7 +26,9 @@ struct AddedToken {
 class Tokenizer {
 public:
     // Reads model_dir/tokenizer.model (dl::Error naming it when missing or corrupt) and the
-    // added-token files that exist. Throws dl::Error when the shim cannot be found or loaded.
+    // added-token files that exist. Their token ids must be whole integers ("32000abc" is refused)
+    // and the added ids must follow the SentencePiece ids without gaps; dl::Error names the file
+    // and the token or key otherwise. Throws dl::Error when the shim cannot be found or loaded.
     static Tokenizer load(const std::string& model_dir);
     // Only a tokenizer.model, no added tokens.
     static Tokenizer load_model_file(const std::string& tokenizer_model_path);

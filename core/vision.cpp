@@ -24,12 +24,6 @@ static at::Tensor layer_norm_f32(const at::Tensor& x, const at::Tensor& w, const
     return y.to(x.scalar_type());
 }
 
-// Biases may be stored in float32 (weights.h keeps norms/biases in f32): match the matrix.
-static at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
-    if (!b.defined()) return at::linear(x, w);
-    return at::linear(x, w, b.scalar_type() == w.scalar_type() ? b : b.to(w.scalar_type()));
-}
-
 static at::Tensor activation(const std::string& name, const at::Tensor& x) {
     if (name == "quick_gelu") return x * at::sigmoid(x * 1.702);
     if (name == "gelu") return at::gelu(x);  // exact (erf) form
@@ -59,19 +53,21 @@ at::Tensor clip_embeddings(const ClipWeights& weights, const VisionConfig& confi
 at::Tensor clip_layer(const ClipLayerWeights& L, const VisionConfig& config, const at::Tensor& x) {
     const int64_t T = x.size(0), Hh = config.num_attention_heads, D = config.head_dim();
     at::Tensor h = layer_norm_f32(x, L.ln1_w, L.ln1_b, config.layer_norm_eps);
-    at::Tensor q = linear(h, L.q_w, L.q_b).view({T, Hh, D}).transpose(0, 1);  // [Hh,T,D]
-    at::Tensor k = linear(h, L.k_w, L.k_b).view({T, Hh, D}).transpose(0, 1);
-    at::Tensor v = linear(h, L.v_w, L.v_b).view({T, Hh, D}).transpose(0, 1);
+    at::Tensor q = linear_layer(h, L.q_w, L.q_b).view({T, Hh, D}).transpose(0, 1);  // [Hh,T,D]
+    at::Tensor k = linear_layer(h, L.k_w, L.k_b).view({T, Hh, D}).transpose(0, 1);
+    at::Tensor v = linear_layer(h, L.v_w, L.v_b).view({T, Hh, D}).transpose(0, 1);
     at::Tensor a = attention(q, k, v, false).transpose(0, 1).reshape({T, Hh * D});
-    at::Tensor out = x + linear(a, L.o_w, L.o_b);
+    at::Tensor out = x + linear_layer(a, L.o_w, L.o_b);
     h = layer_norm_f32(out, L.ln2_w, L.ln2_b, config.layer_norm_eps);
-    out = out + linear(activation(config.hidden_act, linear(h, L.fc1_w, L.fc1_b)), L.fc2_w, L.fc2_b);
+    at::Tensor m = activation(config.hidden_act, linear_layer(h, L.fc1_w, L.fc1_b));
+    out = out + linear_layer(m, L.fc2_w, L.fc2_b);
     return out;
 }
 
 at::Tensor project_features(const ProjectorWeights& weights, const std::string& act,
                             const at::Tensor& features) {
-    return linear(activation(act, linear(features, weights.l1_w, weights.l1_b)), weights.l2_w, weights.l2_b);
+    at::Tensor h = activation(act, linear_layer(features, weights.l1_w, weights.l1_b));
+    return linear_layer(h, weights.l2_w, weights.l2_b);
 }
 
 static VisionTrace run_vision(const LlavaWeights& weights, const LlavaConfig& config,

@@ -4,12 +4,12 @@
 # Then the sanitizer builds: the core tests under ASan + UBSan (gcc, ./build-asan), and every
 # libFuzzer target for 100000 runs on its corpus (clang, ./build-fuzz, tests/fuzz/run.sh).
 # Exits non-zero when anything fails in any of them.
-#   scripts/test.sh [--torch debian|pip|both] [--sanitize yes|no|only]   (defaults both, no: CI for now)
+#   scripts/test.sh [--torch debian|pip|both] [--sanitize yes|no|only]   (defaults: both, yes — what CI runs)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 USAGE="usage: scripts/test.sh [--torch debian|pip|both] [--sanitize yes|no|only]"
 WHICH=both
-SANITIZE=no
+SANITIZE=yes
 while [ $# -gt 0 ]; do
   case "$1" in
     --torch) WHICH=${2:-both}; shift ;;

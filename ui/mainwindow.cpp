@@ -37,24 +37,24 @@
 #include <QStackedBarSeries>
 #include <QStatusBar>
 #include <QTableView>
-#include <QTimer>
 #include <QToolBar>
 #include <QToolTip>
 #include <QValueAxis>
 #include <QVBoxLayout>
 #include <QtConcurrent/QtConcurrentRun>
 
-#include <stdexcept>
 #include "core/export.h"
 #include "core/overlay.h"
-#include "core/report.h"
 #include "ui/answer_analysis.h"
 #include "ui/benchmark_view.h"
 #include "ui/demo.h"
 #include "ui/enginecontroller.h"
+#include "ui/exporter.h"
 #include "ui/methodcolumn.h"
+#include "ui/overlayrenderer.h"
 #include "ui/overlayview.h"
 #include "ui/patch_info.h"
+#include "ui/runstate.h"
 
 namespace dlui {
 
@@ -71,22 +71,6 @@ const MethodSpec k_methods[] = {
 // (exports use the original).
 constexpr int k_display_max = 1280;
 
-QImage to_qimage(const dl::RgbImage& img) {
-    if (img.width <= 0 || img.height <= 0) return {};
-    return QImage(img.pixels.data(), img.width, img.height, img.width * 3, QImage::Format_RGB888).copy();
-}
-
-dl::RgbImage from_qimage(const QImage& in) {
-    QImage img = in.convertToFormat(QImage::Format_RGB888);
-    dl::RgbImage out;
-    out.width = img.width();
-    out.height = img.height();
-    out.pixels.resize(size_t(out.width) * out.height * 3);
-    for (int y = 0; y < out.height; ++y)
-        memcpy(out.pixels.data() + size_t(y) * out.width * 3, img.constScanLine(y), size_t(out.width) * 3);
-    return out;
-}
-
 void set_tip(QWidget* w, const char* tip) { w->setToolTip(QString::fromUtf8(tip)); }
 
 }  // namespace
@@ -97,15 +81,45 @@ MainWindow::MainWindow(const MainWindowOptions& options, QWidget* parent)
     setObjectName("DartLensMainWindow");
     setAcceptDrops(true);
     m_engine = new EngineController(this);
-    // Debounces automatic runs (autoRunAllowed()): one run once the controls rest for 600 ms.
-    m_runTimer = new QTimer(this);
-    m_runTimer->setSingleShot(true);
-    m_runTimer->setInterval(600);
-    connect(m_runTimer, &QTimer::timeout, this, [this] {
-        if (m_modelLoaded && !m_imagePath.isEmpty()) runNow();
-    });
+    m_state = new RunState(this);
+    m_renderer = new OverlayRenderer(this);
+    m_exporter = new Exporter(this);
     buildUi();
     buildMenus();
+
+    // the model decides, the widgets follow
+    connect(m_state, &RunState::selectionsChanged, this, [this] {
+        updateKeptLabel();
+        updateOverlays();
+    });
+    connect(m_state, &RunState::runsChanged, this, &MainWindow::updateFigures);
+    connect(m_state, &RunState::answersChanged, this, &MainWindow::updateAnswers);
+    connect(m_state, &RunState::runFinished, this, [this] {
+        updateFigures();
+        updateAnswers();
+        updateChart();
+        statusBar()->showMessage("run finished", 5000);
+        m_runShownAt = m_renderGen;  // runCompleted once its pictures are on screen
+        if (!m_renderer->busy()) {
+            m_runShownAt = 0;
+            emit runCompleted();
+        }
+    });
+    connect(m_state, &RunState::staleAnswersKept, this,
+            [this] { statusBar()->showMessage("answers are stale: press Run (Ctrl+R)", 5000); });
+    connect(m_state, &RunState::autoRunDue, this, [this] {
+        if (m_modelLoaded && !m_imagePath.isEmpty()) runNow();
+    });
+    connect(m_renderer, &OverlayRenderer::framesReady, this, &MainWindow::showFrames);
+    connect(m_exporter, &Exporter::finished, this, [this](quint64, QStringList files) {
+        const QString dir = files.isEmpty() ? QString() : QFileInfo(files.first()).path();
+        statusBar()->showMessage(QString("exported %1 files to %2").arg(files.size()).arg(dir), 8000);
+        emit exportFinished(files);
+    });
+    connect(m_exporter, &Exporter::failed, this, [this](quint64, QString summary, QString details) {
+        showError(summary, details);
+        emit exportFailed(summary);
+    });
 
     connect(m_engine, &EngineController::started, this, [this](quint64, QString what) {
         m_progress->setVisible(true);
@@ -141,36 +155,13 @@ MainWindow::MainWindow(const MainWindowOptions& options, QWidget* parent)
         m_prepared = true;
     });
     connect(m_engine, &EngineController::previewReady, this, [this](quint64 gen, QVector<dl::PruningResult> results) {
-        if (gen != m_previewGen) return;
-        const QStringList methods = visibleMethods();
-        for (int i = 0; i < results.size() && i < methods.size(); ++i) m_results[methods[i]] = results[i];
-        updateKeptLabel();
-        updateOverlays();
-        updateAnswers();
-        emit previewUpdated();
+        // the selection (kept counts, then the pictures) follows at once through selectionsChanged
+        if (m_state->previewArrived(gen, results)) m_previewShownAt = m_renderGen;
     });
-    connect(m_engine, &EngineController::methodFinished, this, [this](quint64 gen, int slot, dl::MethodRun run) {
-        if (gen != m_runGen || slot < 0 || slot >= m_runSlots.size()) return;
-        const QString method = m_runSlots[slot];
-        m_runs[method] = run;
-        // a run cancelled during decode shows its answer so far, stale: Run regenerates it
-        m_runKeys[method] = run.cancelled ? QString() : runKey(method);
-        m_results[method] = run.pruning;
-        updateKeptLabel();
-        updateOverlays();
-        updateFigures();
-        updateAnswers();
-    });
-    connect(m_engine, &EngineController::runFinished, this, [this](quint64 gen, QVector<dl::MethodRun>) {
-        if (gen != m_runGen) return;
-        // what a change would cost to regenerate (a cold measurement is not what auto-run does)
-        if (!m_runIsCold) m_lastRunMs = m_runClock.elapsed();
-        updateFigures();
-        updateAnswers();
-        updateChart();
-        statusBar()->showMessage("run finished", 5000);
-        emit runCompleted();
-    });
+    connect(m_engine, &EngineController::methodFinished, this,
+            [this](quint64 gen, int slot, dl::MethodRun run) { m_state->methodArrived(gen, slot, run); });
+    connect(m_engine, &EngineController::runFinished, this,
+            [this](quint64 gen, QVector<dl::MethodRun>) { m_state->runArrived(gen); });
     connect(m_engine, &EngineController::failed, this, [this](QString summary, QString details) {
         if (!m_modelLoaded) {
             m_modelLabel->setText("<i>no model</i>");
@@ -185,6 +176,7 @@ MainWindow::MainWindow(const MainWindowOptions& options, QWidget* parent)
     });
 
     if (m_options.restoreSettings) restoreSettings();
+    syncRunState();
 }
 
 MainWindow::~MainWindow() = default;
@@ -295,7 +287,7 @@ QWidget* MainWindow::buildInputsPanel() {
     m_question->setObjectName("question");
     connect(m_question, &QLineEdit::editingFinished, this, [this] {
         if (m_updatingControls) return;
-        updateAnswers();
+        syncRunState();  // marks stale answers
         requestPreview();
     });
     form->addRow("Question", m_question);
@@ -306,7 +298,7 @@ QWidget* MainWindow::buildInputsPanel() {
                            "system prompt) or llava-hf (the processor's chat template)");
     connect(m_template, &QComboBox::currentTextChanged, this, [this] {
         if (m_updatingControls) return;
-        updateAnswers();
+        syncRunState();
         requestPreview();
     });
     form->addRow("Template", m_template);
@@ -381,9 +373,7 @@ QWidget* MainWindow::buildControlsPanel() {
         m_updatingControls = false;
         onParametersChanged();
     });
-    connect(m_ratioSlider, &QSlider::sliderReleased, this, [this] {
-        if (autoRunAllowed()) m_runTimer->start(0);
-    });
+    connect(m_ratioSlider, &QSlider::sliderReleased, m_state, &RunState::interactionFinished);
     connect(m_ratioSpin, &QDoubleSpinBox::valueChanged, this, [this](double v) {
         if (m_updatingControls) return;
         m_updatingControls = true;
@@ -478,7 +468,8 @@ QWidget* MainWindow::buildControlsPanel() {
     set_tip(m_autoRunThreshold, "After a change, the answers regenerate by themselves only while the last run took "
                                 "less than this; otherwise they are marked stale until you press Run. The overlays "
                                 "and kept counts always follow the controls at once.");
-    connect(m_autoRunThreshold, &QSpinBox::valueChanged, this, [this] {
+    connect(m_autoRunThreshold, &QSpinBox::valueChanged, this, [this](int ms) {
+        m_state->setAutoRunThresholdMs(ms);
         if (!m_updatingControls) saveSettings();
     });
     form->addRow("Auto-run below", m_autoRunThreshold);
@@ -492,7 +483,9 @@ QWidget* MainWindow::buildControlsPanel() {
     connect(m_criterion, &QComboBox::currentIndexChanged, this, changed);
     connect(m_order, &QComboBox::currentIndexChanged, this, changed);
     connect(m_fastvScore, &QComboBox::currentIndexChanged, this, changed);
-    connect(m_maxNewTokens, &QSpinBox::valueChanged, this, [this] { updateAnswers(); });
+    connect(m_maxNewTokens, &QSpinBox::valueChanged, this, [this] {
+        if (!m_updatingControls) syncRunState();
+    });
     connect(m_showRandom, &QCheckBox::toggled, this, &MainWindow::setRandomVisible);
 
     m_updatingControls = true;
@@ -616,6 +609,7 @@ void MainWindow::saveSettings() {
 
 void MainWindow::closeEvent(QCloseEvent* event) {
     saveSettings();
+    m_state->cancelAutoRun();
     m_engine->cancel();
     QMainWindow::closeEvent(event);
 }
@@ -644,7 +638,7 @@ void MainWindow::openImage(const QString& path) {
         showError(QString::fromStdString(m.summary), QString::fromStdString(m.details));
         return;
     }
-    m_original = std::move(img);
+    m_original = std::make_shared<const dl::RgbImage>(std::move(img));
     m_imagePath = QFileInfo(path).absoluteFilePath();
     // A scene-world picture (scenes.jsonl beside it lists it): its exact objects fill "Objects
     // present" and answers are read with the scene world's vocabulary.
@@ -663,18 +657,14 @@ void MainWindow::openImage(const QString& path) {
         m_truthTags->setText(tags.join(", "));
     }
     m_imageLabel->setText(QFileInfo(path).fileName() + QString(" <small>(%1×%2)</small>")
-                                                           .arg(m_original.width)
-                                                           .arg(m_original.height));
+                                                           .arg(m_original->width)
+                                                           .arg(m_original->height));
     m_imageLabel->setToolTip(m_imagePath);
-    m_results.clear();
-    m_runs.clear();
-    m_runKeys.clear();
     m_prepared = false;
     m_geometry = {};
     addRecentImage(m_imagePath);
-    updateOverlays();
-    updateAnswers();
-    updateFigures();
+    syncRunState();
+    m_state->reset();  // pictures, answers and figures follow through its signals
     updateChart();
     saveSettings();
     requestPreview();
@@ -688,9 +678,9 @@ void MainWindow::loadModel(const QString& dir) {
     m_modelDir = QDir(dir).absolutePath();
     m_modelLoaded = false;
     m_prepared = false;
-    m_results.clear();
-    m_runs.clear();
-    m_runKeys.clear();
+    syncRunState();
+    m_state->reset();
+    updateChart();
     m_modelLabel->setText("<i>loading " + QDir(dir).dirName() + "…</i>");
     m_randomWeightsLabel->setVisible(false);
     dl::LoadOptions o;
@@ -758,7 +748,7 @@ BenchmarkView* MainWindow::openEvalResults(const QString& dir) {
 
 void MainWindow::setQuestion(const QString& question) {
     m_question->setText(question);
-    updateAnswers();
+    syncRunState();
     requestPreview();
 }
 
@@ -776,11 +766,12 @@ void MainWindow::setRandomVisible(bool on) {
         return;
     }
     m_columns.back()->setVisible(on);
+    syncRunState();
     updateFigures();
     updateChart();
     updateKeptLabel();
     requestPreview();
-    if (on && m_modelLoaded && !m_imagePath.isEmpty() && autoRunAllowed()) m_runTimer->start();
+    if (on && m_modelLoaded && !m_imagePath.isEmpty()) m_state->scheduleAutoRun();
     saveSettings();
 }
 
@@ -864,62 +855,45 @@ QString MainWindow::inputsKey() const {
         .join(QChar(0x1f));
 }
 
-QString MainWindow::runKey(const QString& method) const {
-    const dl::PruneConfig c = configFor(method);
-    return inputsKey() + QChar(0x1f) +
-           QString::fromStdString(c.label() + "|" + std::to_string(c.pivots_image) + "|" +
-                                  std::to_string(c.pivots_text) + "|" + c.pivot_criterion + "|" +
-                                  c.pivot_order + "|" + c.fastv_score + "|" + std::to_string(c.ratio));
+QString MainWindow::runKey(const QString& method) const { return run_key(inputsKey(), configFor(method)); }
+
+void MainWindow::syncRunState() {
+    QMap<QString, QString> keys;
+    for (const MethodSpec& spec : k_methods) keys[spec.method] = runKey(spec.method);
+    m_state->setControls(visibleMethods(), keys);
 }
 
-const dl::PruningResult* MainWindow::resultFor(const QString& method) const {
-    auto it = m_results.find(method);
-    return it == m_results.end() ? nullptr : &it.value();
-}
-
-const dl::MethodRun* MainWindow::runFor(const QString& method) const {
-    auto it = m_runs.find(method);
-    return it == m_runs.end() ? nullptr : &it.value();
-}
-
-bool MainWindow::hasResults() const {
-    for (const QString& m : visibleMethods())
-        if (!m_runs.contains(m) || m_runKeys.value(m) != runKey(m)) return false;
-    return true;
-}
+const dl::PruningResult* MainWindow::resultFor(const QString& method) const { return m_state->selection(method); }
+const dl::MethodRun* MainWindow::runFor(const QString& method) const { return m_state->run(method); }
+bool MainWindow::hasResults() const { return m_state->hasResults(); }
 
 void MainWindow::requestPreview() {
     if (!m_modelLoaded || m_imagePath.isEmpty()) return;
+    const QStringList methods = visibleMethods();
     QVector<dl::PruneConfig> configs;
-    for (const QString& m : visibleMethods()) configs.push_back(configFor(m));
-    m_previewGen = m_engine->preview(currentRequest(), configs);
+    for (const QString& m : methods) configs.push_back(configFor(m));
+    m_state->beginPreview(m_engine->preview(currentRequest(), configs), methods);
 }
 
 void MainWindow::onParametersChanged() {
     updateKeptLabel();
     updateSubtitles();
-    updateAnswers();  // marks stale answers
+    syncRunState();  // marks stale answers
     requestPreview();
-    if (!m_ratioSlider->isSliderDown() && autoRunAllowed()) m_runTimer->start();
-    else if (!hasResults() && !m_runs.isEmpty()) statusBar()->showMessage("answers are stale: press Run (Ctrl+R)", 5000);
+    m_state->controlsChanged(m_ratioSlider->isSliderDown());  // auto-run, or say the answers are stale
     saveSettings();
 }
 
-int MainWindow::autoRunThresholdMs() const { return m_autoRunThreshold->value(); }
+int MainWindow::autoRunThresholdMs() const { return m_state->autoRunThresholdMs(); }
 void MainWindow::setAutoRunThresholdMs(int ms) { m_autoRunThreshold->setValue(ms); }
-
-bool MainWindow::autoRunAllowed() const {
-    // No run timed yet: a first run on a big model could take minutes, so it waits for Run.
-    const int threshold = autoRunThresholdMs();
-    return threshold > 0 && m_lastRunMs >= 0 && m_lastRunMs < threshold;
-}
+qint64 MainWindow::lastRunMs() const { return m_state->lastRunMs(); }
 
 void MainWindow::runNow() { startRun(true); }
 
 void MainWindow::measureCold() { startRun(false); }
 
 void MainWindow::startRun(bool usePrefixCache) {
-    m_runTimer->stop();
+    m_state->cancelAutoRun();
     if (!m_modelLoaded) {
         if (m_modelDir.isEmpty()) showError("Open a model first (Ctrl+M).");
         else m_runAfterLoad = true;  // still loading: run when it is ready
@@ -929,25 +903,21 @@ void MainWindow::startRun(bool usePrefixCache) {
         showError("Open an image first (Ctrl+O).");
         return;
     }
-    m_runSlots.clear();
-    QVector<dl::PruneConfig> configs;
+    syncRunState();  // a question typed but not yet confirmed counts
     // a cold measurement re-times every visible method; a run regenerates the stale ones
-    for (const QString& m : visibleMethods())
-        if (!usePrefixCache || !m_runs.contains(m) || m_runKeys.value(m) != runKey(m)) {
-            m_runSlots << m;
-            configs.push_back(configFor(m));
-        }
-    if (configs.isEmpty()) {  // every answer is current
+    const QStringList methods = m_state->methodsToRun(!usePrefixCache);
+    if (methods.isEmpty()) {  // every answer is current
         emit runCompleted();
         return;
     }
-    m_runIsCold = !usePrefixCache;
-    m_runClock.start();
-    m_runGen = m_engine->run(currentRequest(), configs, m_maxNewTokens->value(), usePrefixCache);
+    QVector<dl::PruneConfig> configs;
+    for (const QString& m : methods) configs.push_back(configFor(m));
+    const quint64 gen = m_engine->run(currentRequest(), configs, m_maxNewTokens->value(), usePrefixCache);
+    m_state->beginRun(gen, methods, !usePrefixCache);
 }
 
 void MainWindow::cancelWork() {
-    m_runTimer->stop();
+    m_state->cancelAutoRun();
     m_runAfterLoad = false;
     m_engine->cancel();
 }
@@ -1010,41 +980,38 @@ void MainWindow::updateKeptLabel() {
 }
 
 void MainWindow::updateOverlays() {
-    if (m_original.width <= 0) {
-        for (MethodColumn* c : m_columns) c->view()->setImage(QImage(), 0);
-        return;
-    }
-    // display copy, scaled down for big photos; its geometry maps display pixels to patches
-    dl::RgbImage display = m_original;
-    dl::ImageGeometry g = m_geometry;
-    const int longest = std::max(m_original.width, m_original.height);
-    if (longest > k_display_max) {
-        const double s = double(k_display_max) / longest;
-        QImage q = to_qimage(m_original).scaled(int(std::lround(m_original.width * s)),
-                                                int(std::lround(m_original.height * s)), Qt::IgnoreAspectRatio,
-                                                Qt::SmoothTransformation);
-        display = from_qimage(q);
-        const double sx = double(display.width) / m_original.width, sy = double(display.height) / m_original.height;
-        g.original_width = display.width;
-        g.original_height = display.height;
-        g.scale_x /= sx;
-        g.scale_y /= sy;
-    }
-    const dl::OverlayOptions opts = overlayOptions();
+    // a snapshot of what to draw; the renderer draws it on its thread and showFrames puts it up
+    OverlayJob job;
+    job.original = m_original;
+    job.geometry = m_geometry;
+    job.prepared = m_prepared;
+    job.options = overlayOptions();
+    job.displayMax = k_display_max;
     for (MethodColumn* c : m_columns) {
-        if (c->isHidden()) continue;  // the random column when switched off
+        if (c->isHidden() && m_original) continue;  // the random column when switched off
         const dl::PruningResult* r = resultFor(c->method());
-        QImage img;
-        if (r && m_prepared) {
-            try {
-                img = to_qimage(dl::render_overlay(display, g, *r, opts));
-            } catch (const std::exception& e) {
-                statusBar()->showMessage(QString("overlay: ") + e.what(), 5000);
-            }
-        }
-        if (img.isNull()) img = to_qimage(display);
-        c->view()->setImageGeometry(m_prepared ? g : dl::ImageGeometry{});
-        c->view()->setImage(img, display.height);
+        job.methods << c->method();
+        job.hasSelection << (r != nullptr);
+        job.selections << (r ? *r : dl::PruningResult{});
+    }
+    m_renderGen = m_renderer->render(std::move(job));
+}
+
+void MainWindow::showFrames(quint64 generation, const OverlayFrames& frames) {
+    for (int i = 0; i < frames.methods.size(); ++i) {
+        MethodColumn* c = column(frames.methods[i]);
+        if (!c) continue;
+        c->view()->setImageGeometry(frames.displayGeometry);
+        c->view()->setImage(frames.images[i], frames.pictureHeight);
+    }
+    if (!frames.error.isEmpty()) statusBar()->showMessage(frames.error, 5000);
+    if (m_previewShownAt && generation >= m_previewShownAt) {
+        m_previewShownAt = 0;
+        emit previewUpdated();
+    }
+    if (m_runShownAt && generation >= m_runShownAt) {
+        m_runShownAt = 0;
+        emit runCompleted();
     }
 }
 
@@ -1062,7 +1029,7 @@ void MainWindow::updateAnswers() {
         const bool isRef = c->method() == "none" || !ref;
         AnswerAnalysis a = analyse_answer(run->text, refText, truth, isRef, vocabulary);
         // a cancelled answer says so itself (it is regenerated on Run like a stale one)
-        const bool stale = !run->cancelled && m_runKeys.value(c->method()) != runKey(c->method());
+        const bool stale = m_state->isStale(c->method());
         QString html = QString::fromStdString(answer_html(a));
         if (run->cancelled)
             html += QString("<p><i style=\"color:#888888;\">cancelled after %1 tokens — press Run (Ctrl+R) for the "
@@ -1072,25 +1039,20 @@ void MainWindow::updateAnswers() {
         const QStringList methods = visibleMethods();
         int row = 0;
         for (const QString& m : methods) {
-            if (!countsInFigures(m)) continue;
+            if (!m_state->countsInFigures(m)) continue;
             if (m == c->method()) m_figureModel->setChair(row, a.chair());
             ++row;
         }
     }
 }
 
-bool MainWindow::countsInFigures(const QString& method) const {
-    auto it = m_runs.find(method);
-    return it != m_runs.end() && !it->cancelled;  // a cancelled run's timings are not the method's
-}
-
 void MainWindow::updateFigures() {
     QStringList names;
     QVector<dl::MethodRun> runs;
     for (const QString& m : visibleMethods())
-        if (countsInFigures(m)) {
+        if (m_state->countsInFigures(m)) {
             names << column(m)->title();
-            runs << m_runs[m];
+            runs << *m_state->run(m);
         }
     const QVector<Figures> figures = compute_figures(names, runs);
     m_figureModel->setFigures(figures);
@@ -1220,27 +1182,30 @@ void MainWindow::showError(const QString& summary, const QString& details) {
 
 // --- export -------------------------------------------------------------------------------------
 
-QStringList MainWindow::exportTo(const QString& dir, bool overwrite) {
-    std::vector<dl::MethodRun> runs;
+bool MainWindow::exportTo(const QString& dir, bool overwrite) {
+    // a snapshot: the exporter's thread draws and writes while the window goes on
+    ExportJob job;
     for (const QString& m : visibleMethods())
-        if (m_runs.contains(m)) runs.push_back(m_runs[m]);
-    if (runs.empty()) throw std::runtime_error("nothing to export: run the comparison first (Ctrl+R)");
-    dl::ExportRequest req;
-    req.dir = dir.toStdString();
-    req.overwrite = overwrite;
-    req.original = m_original;
-    req.geometry = m_geometry;
-    req.runs = runs;
-    req.question = m_question->text().toStdString();
-    req.report_json = dl::report_json(m_modelInfo, m_prompt, m_geometry, runs, req.question);
-    req.overlay = overlayOptions();
-    QStringList out;
-    for (const std::string& p : dl::export_all(req)) out << QString::fromStdString(p);
-    return out;
+        if (const dl::MethodRun* r = runFor(m)) job.runs.push_back(*r);
+    if (job.runs.empty() || !m_original) {
+        showError("Nothing to export yet: run the comparison first (Ctrl+R).");
+        return false;
+    }
+    job.dir = dir;
+    job.overwrite = overwrite;
+    job.original = m_original;
+    job.geometry = m_geometry;
+    job.question = m_question->text().toStdString();
+    job.model = m_modelInfo;
+    job.prompt = m_prompt;
+    job.overlay = overlayOptions();
+    m_exporter->start(std::move(job));
+    statusBar()->showMessage("exporting to " + dir + QString::fromUtf8("…"));
+    return true;
 }
 
 void MainWindow::exportInteractive() {
-    if (m_runs.isEmpty()) {
+    if (!m_state->hasRuns()) {
         showError("Nothing to export yet: run the comparison first (Ctrl+R).");
         return;
     }
@@ -1249,7 +1214,7 @@ void MainWindow::exportInteractive() {
     // never overwrite silently: list what would be replaced and ask
     dl::ExportRequest probe;
     for (const QString& m : visibleMethods())
-        if (m_runs.contains(m)) probe.runs.push_back(m_runs[m]);
+        if (const dl::MethodRun* r = runFor(m)) probe.runs.push_back(*r);
     probe.dir = dir.toStdString();
     QStringList existing;
     for (const std::string& name : dl::export_file_names(probe)) {
@@ -1265,16 +1230,7 @@ void MainWindow::exportInteractive() {
         if (answer != QMessageBox::Yes) return;
         overwrite = true;
     }
-    try {
-        QApplication::setOverrideCursor(Qt::WaitCursor);
-        const QStringList files = exportTo(dir, overwrite);
-        QApplication::restoreOverrideCursor();
-        statusBar()->showMessage(QString("exported %1 files to %2").arg(files.size()).arg(dir), 8000);
-    } catch (const std::exception& e) {
-        QApplication::restoreOverrideCursor();
-        const dl::UserMessage m = dl::user_message(e);
-        showError(QString::fromStdString(m.summary), QString::fromStdString(m.details));
-    }
+    exportTo(dir, overwrite);  // the result arrives as a status line, or as an error
 }
 
 }  // namespace dlui

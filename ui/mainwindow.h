@@ -1,8 +1,10 @@
 // The DartLens explorer window: inputs and pruning controls on the left, one column per method
 // (unpruned, DART, FastV, optional random) in the middle, latency chart and figure table below.
 //
-// The window holds no engine state of its own beyond the last results: every request goes to the
-// EngineController (worker thread) and the widgets update when its signals arrive. Moving the
+// The window wires four objects and holds no results of its own: every request goes to the
+// EngineController (worker thread); what came back, which answers are stale and whether a change
+// regenerates them live in the RunState model; the pictures are drawn by the OverlayRenderer and
+// the files written by the Exporter (pool threads). Widgets update from their signals. Moving the
 // reduction-ratio slider previews every method's selection at once (Session::preview, from the
 // prefix cache) and marks the answers it no longer matches as stale. The answers regenerate
 // (Session::run, only the methods whose configuration changed) on Run, or by themselves after a
@@ -11,12 +13,12 @@
 // slider move. The public slots are what menus, shortcuts, tests and --screenshot use.
 #pragma once
 
-#include <QElapsedTimer>
 #include <QMainWindow>
 #include <QPointer>
 #include <QSettings>
 #include <QStringList>
 #include <QVector>
+#include <memory>
 
 #include "core/api.h"
 #include "core/overlay.h"
@@ -36,13 +38,16 @@ class QSlider;
 class QSpinBox;
 class QSplitter;
 class QTableView;
-class QTimer;
 
 namespace dlui {
 
 class BenchmarkView;
 class EngineController;
+class Exporter;
 class MethodColumn;
+class OverlayRenderer;
+class RunState;
+struct OverlayFrames;
 
 struct MainWindowOptions {
     bool restoreSettings = true;     // read QSettings (last model, image, parameters, geometry)
@@ -56,6 +61,9 @@ public:
     ~MainWindow() override;
 
     EngineController* engine() const { return m_engine; }
+    RunState* runState() const { return m_state; }
+    OverlayRenderer* renderer() const { return m_renderer; }
+    Exporter* exporter() const { return m_exporter; }
     QVector<MethodColumn*> columns() const { return m_columns; }
     MethodColumn* column(const QString& method) const;
     FigureModel* figureModel() const { return m_figureModel; }
@@ -75,12 +83,12 @@ public:
     // one) took less than this many ms; 0 = never. Saved as QSettings "autoRunThresholdMs".
     int autoRunThresholdMs() const;
     void setAutoRunThresholdMs(int ms);
-    qint64 lastRunMs() const { return m_lastRunMs; }  // wall time of the last finished run, -1 = none
+    qint64 lastRunMs() const;  // wall time of the last finished run, -1 = none
 
-    // Export the current comparison into dir; returns the files written, or throws (dl::Error from
-    // export_all, std::runtime_error when there is nothing to export).
-    // overwrite=false never replaces a file.
-    QStringList exportTo(const QString& dir, bool overwrite);
+    // Starts exporting the current comparison into dir on the exporter's thread: exportFinished
+    // (files) or an error (exportFailed, errorShown: one line) follows. overwrite=false never
+    // replaces a file. Returns false, after showing why, when there is nothing to export.
+    bool exportTo(const QString& dir, bool overwrite);
 
 public slots:
     void openImage(const QString& path);
@@ -104,9 +112,12 @@ public slots:
 
 signals:
     void modelReady();
+    // These two are emitted once the pictures of that preview / run are on screen.
     void previewUpdated();
     void runCompleted();
     void errorShown(QString message);
+    void exportFinished(QStringList files);
+    void exportFailed(QString summary);
 
 protected:
     void closeEvent(QCloseEvent* event) override;
@@ -122,7 +133,8 @@ private:
     void saveSettings();
     void rebuildColumns();
     void updateModelLabels();
-    void updateOverlays();
+    void updateOverlays();                 // asks the renderer for the columns' pictures
+    void showFrames(quint64 generation, const OverlayFrames& frames);
     void updateAnswers();
     void updateFigures();
     void updateChart();
@@ -131,13 +143,12 @@ private:
     void addRecentImage(const QString& path);
     void rebuildRecentMenu();
     void onParametersChanged();          // preview now; run after a pause if auto-run is allowed
-    bool autoRunAllowed() const;         // the last run was faster than the auto-run threshold
+    void syncRunState();                 // tells the model what the controls say now
     void startRun(bool usePrefixCache);
     void onPatchHovered(int index, QPoint globalPos);
     // One line in the status bar and a message box; details (the engine's full message) behind
     // the box's "Show Details..." button.
     void showError(const QString& summary, const QString& details = QString());
-    bool countsInFigures(const QString& method) const;  // has a run that was not cancelled
     QString inputsKey() const;
     QString runKey(const QString& method) const;
     QStringList visibleMethods() const;
@@ -146,6 +157,9 @@ private:
     void loadModelWithOptions(const QString& dir);
 
     EngineController* m_engine = nullptr;
+    RunState* m_state = nullptr;
+    OverlayRenderer* m_renderer = nullptr;
+    Exporter* m_exporter = nullptr;
     MainWindowOptions m_options;
 
     // inputs
@@ -180,7 +194,6 @@ private:
     QLineEdit* m_truthTags = nullptr;
     std::string m_vocabularyName = "coco";  // "scenes" for a scene-world picture
     QPointer<BenchmarkView> m_benchmark;
-    QTimer* m_runTimer = nullptr;
 
     // results
     QSplitter* m_columnSplitter = nullptr;
@@ -190,7 +203,7 @@ private:
     QTableView* m_table = nullptr;
     FigureModel* m_figureModel = nullptr;
 
-    // state
+    // state (results: RunState)
     QString m_modelDir, m_imagePath;
     QStringList m_recentImages;
     bool m_modelLoaded = false;
@@ -199,16 +212,9 @@ private:
     dl::PromptInfo m_prompt;
     dl::ImageGeometry m_geometry;
     bool m_prepared = false;
-    dl::RgbImage m_original;
-    // per method ("none", "dart", ...): latest selection (preview or run) and latest run
-    QMap<QString, dl::PruningResult> m_results;
-    QMap<QString, dl::MethodRun> m_runs;
-    QMap<QString, QString> m_runKeys;   // runKey() the stored run was made with
-    quint64 m_previewGen = 0, m_runGen = 0;
-    QStringList m_runSlots;             // methods of the pending run, by slot
-    QElapsedTimer m_runClock;           // since the pending run was requested
-    bool m_runIsCold = false;           // the pending run is a "Measure cold"
-    qint64 m_lastRunMs = -1;
+    std::shared_ptr<const dl::RgbImage> m_original;  // shared with the renderer and the exporter
+    // previewUpdated / runCompleted wait for the pictures requested after them (render generation)
+    quint64 m_previewShownAt = 0, m_runShownAt = 0, m_renderGen = 0;
     bool m_updatingControls = false;
 };
 

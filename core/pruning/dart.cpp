@@ -100,11 +100,20 @@ at::Tensor dart_unit_rows(const at::Tensor& hn, const std::vector<int64_t>& rows
 class PrunerDart : public Pruner {
 public:
     const char* name() const override { return "dart"; }
-    bool needs_attn_last(const PruneConfig& c) const override {
-        return c.pivot_criterion.rfind("attn-", 0) == 0 && c.fastv_score != "mean";
+    // Hn always (the cosines); values for v-norm pivots; attention for attn pivots, from the
+    // row fastv_score names.
+    PruneNeeds needs(const PruneConfig& c) const override {
+        PruneNeeds n;
+        n.hidden_normed = true;
+        n.values = c.pivot_criterion.rfind("v-norm", 0) == 0;
+        const bool attn = c.pivot_criterion.rfind("attn-", 0) == 0;
+        n.attn_last = attn && c.fastv_score != "mean";
+        n.attn_mean = attn && c.fastv_score == "mean";
+        return n;
     }
-    bool needs_attn_mean(const PruneConfig& c) const override {
-        return c.pivot_criterion.rfind("attn-", 0) == 0 && c.fastv_score == "mean";
+    void check_config(const PruneConfig& c) const override {
+        if (c.pivots_image + c.pivots_text == 0)
+            throw Error("prune config: pivots_image + pivots_text must be >= 1 for dart");
     }
 
     Selection select(const PruneInputs& in, const PruneConfig& c) const override {

@@ -15,8 +15,12 @@ namespace {
 class PrunerFastV : public Pruner {
 public:
     const char* name() const override { return "fastv"; }
-    bool needs_attn_last(const PruneConfig& c) const override { return c.fastv_score != "mean"; }
-    bool needs_attn_mean(const PruneConfig& c) const override { return c.fastv_score == "mean"; }
+    PruneNeeds needs(const PruneConfig& c) const override {
+        PruneNeeds n;
+        n.attn_last = c.fastv_score != "mean";
+        n.attn_mean = c.fastv_score == "mean";
+        return n;
+    }
 
     Selection select(const PruneInputs& in, const PruneConfig& config) const override {
         const auto t0 = std::chrono::steady_clock::now();

@@ -11,8 +11,29 @@
 
 namespace dl {
 
+namespace {
+
+struct PrunerFactory {
+    const char* name;
+    std::unique_ptr<Pruner> (*make)();
+};
+
+// The registry: one line per method, in display order.
+const PrunerFactory kPruners[] = {
+    {"none", make_pruner_none},
+    {"dart", make_pruner_dart},
+    {"fastv", make_pruner_fastv},
+    {"random", make_pruner_random},
+};
+
+}  // namespace
+
 const std::vector<std::string>& pruner_names() {
-    static const std::vector<std::string> names = {"none", "dart", "fastv", "random"};
+    static const std::vector<std::string> names = [] {
+        std::vector<std::string> v;
+        for (const PrunerFactory& f : kPruners) v.push_back(f.name);
+        return v;
+    }();
     return names;
 }
 
@@ -23,16 +44,14 @@ static std::string join_names(const std::vector<std::string>& names) {
 }
 
 std::unique_ptr<Pruner> make_pruner(const std::string& method) {
-    if (method == "none") return make_pruner_none();
-    if (method == "dart") return make_pruner_dart();
-    if (method == "fastv") return make_pruner_fastv();
-    if (method == "random") return make_pruner_random();
+    for (const PrunerFactory& f : kPruners)
+        if (method == f.name) return f.make();
     throw Error(str_cat("prune config: unknown method '", method, "' (valid: ",
                         join_names(pruner_names()), ")"));
 }
 
 void validate_prune_config(const PruneConfig& c, int num_layers) {
-    make_pruner(c.method);  // throws on an unknown name
+    const std::unique_ptr<Pruner> pruner = make_pruner(c.method);  // throws on an unknown name
     static const std::vector<std::string> criteria = {"k-norm-max", "k-norm-min", "v-norm-max",
                                                       "v-norm-min", "attn-max",   "attn-min",
                                                       "random"};
@@ -66,9 +85,7 @@ void validate_prune_config(const PruneConfig& c, int num_layers) {
     if (c.pivots_text < 0) {
         throw Error(str_cat("prune config: pivots_text=", c.pivots_text, " must be >= 0"));
     }
-    if (c.method == "dart" && c.pivots_image + c.pivots_text == 0) {
-        throw Error("prune config: pivots_image + pivots_text must be >= 1 for dart");
-    }
+    pruner->check_config(c);
 }
 
 void prune_check_inputs(const PruneInputs& in, const char* method) {

@@ -7,6 +7,8 @@
 // Methods: none (keep all), dart (duplication-aware, the reference's exact selection by default),
 // fastv (top attention received), random (seeded). Inputs may live on any device; the small
 // per-token vectors are copied to the CPU, the O(P*N*d) similarity runs where Hn lives.
+// Adding a method: its file (a Pruner that says what it needs() and select()s), its factory's
+// declaration at the end of this header and one line in the registry table of pruner.cpp.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -38,14 +40,25 @@ struct Selection {
     PruningResult result;       // as core/api.h documents; selection_ms = time of select()
 };
 
+// The optional PruneInputs a method reads for a config. The model computes only these (keys and
+// the span are always given: every method reports key_l1), so the session never needs to know
+// which method is which.
+struct PruneNeeds {
+    bool values = false;         // layer K-1's value rows
+    bool hidden_normed = false;  // layer K-1's output through the final RMSNorm
+    bool attn_last = false;      // attention probabilities of the last query row (O(S*d))
+    bool attn_mean = false;      // mean over all query rows (O(S^2*d))
+};
+
 class Pruner {
 public:
     virtual ~Pruner() = default;
     virtual const char* name() const = 0;
-    // Which optional inputs select() reads for this config, so the model only computes
-    // attention probabilities when they are needed.
-    virtual bool needs_attn_last(const PruneConfig& config) const { return false; }
-    virtual bool needs_attn_mean(const PruneConfig& config) const { return false; }
+    // What select() reads for this config (default: keys only).
+    virtual PruneNeeds needs(const PruneConfig& config) const { return PruneNeeds(); }
+    // Checks of the method's own parameters, beyond validate_prune_config's shared ones; throws
+    // dl::Error naming the parameter.
+    virtual void check_config(const PruneConfig& config) const {}
     // Throws dl::Error naming the input at fault (shape, span out of range, missing tensor).
     virtual Selection select(const PruneInputs& inputs, const PruneConfig& config) const = 0;
 };
@@ -56,8 +69,9 @@ std::unique_ptr<Pruner> make_pruner(const std::string& method);
 const std::vector<std::string>& pruner_names();
 
 // Throws dl::Error naming the parameter: unknown method; layer outside [1, num_layers-1] for a
-// pruning method; keep < -1; ratio (when not -1) outside [0,1]; pivots < 0 or both 0 for dart;
-// unknown pivot_criterion / pivot_order / fastv_score.
+// pruning method; keep < -1; ratio (when not -1) outside [0,1]; pivots < 0; unknown
+// pivot_criterion / pivot_order / fastv_score / dart_scores; then the method's own check_config
+// (dart: pivots_image + pivots_text >= 1).
 void validate_prune_config(const PruneConfig& config, int num_layers);
 
 // --- helpers shared by the methods (pruner.cpp) -------------------------------------------------
@@ -86,7 +100,7 @@ PruningResult prune_new_result(const char* method, const PruneInputs& in, const 
 // Milliseconds since `start` (steady clock).
 double prune_elapsed_ms(std::chrono::steady_clock::time_point start);
 
-// Factories of the individual methods (one per file).
+// Factories of the individual methods (one per file; the registry table in pruner.cpp lists them).
 std::unique_ptr<Pruner> make_pruner_none();
 std::unique_ptr<Pruner> make_pruner_dart();
 std::unique_ptr<Pruner> make_pruner_fastv();

@@ -2,10 +2,12 @@
 // config_full.json; to_hf_json must reproduce HF's config.json; bad input names the key.
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "core/common.h"
 #include "core/config.h"
+#include "core/json_util.h"
 #include "test_util.h"
 
 using dltest::read_file;
@@ -241,6 +243,132 @@ TEST(Config, BadInputNamesTheKey) {
         EXPECT_NE(std::string(e.what()).find(dir + "/config.json"), std::string::npos);
     }
     EXPECT_THROW(dl::LlavaConfig::from_file(dir + "/missing.json"), dl::Error);
+}
+
+// Every element of an integer list is range-checked like a single value and named by its index:
+// unchecked narrowing read 4294967294 (2^32 - 2) as -2, a valid layer.
+TEST(Config, ListElementsAreRangeChecked) {
+    const json base = load("config.json");
+    auto with_layer = [&](const json& layer) {
+        json j = base;
+        j["vision_feature_layer"] = layer;
+        return j;
+    };
+    expect_error(with_layer(json::array({4294967294LL})), {"config.json: vision_feature_layer[0]: 4294967294", "range"});
+    expect_error(with_layer(json::array({-5000000000LL})), {"vision_feature_layer[0]", "range"});
+    expect_error(with_layer(json::array({"-2"})), {"vision_feature_layer[0]: expected integer, got string"});
+    expect_error(with_layer(json::array({-2.0})), {"vision_feature_layer[0]: expected integer"});
+    expect_error(with_layer(json::array()), {"vision_feature_layer", "empty"});
+    // In int range but not a layer of this tower (2 CLIP layers: -3..2): the index is named too.
+    expect_error(with_layer(json::array({7})), {"vision_feature_layer[0]: 7 is out of range for 2 CLIP layers"});
+    expect_error(with_layer(7), {"vision_feature_layer: 7 is out of range"});
+    expect_error(with_layer(4294967294LL), {"vision_feature_layer: 4294967294", "range"});
+    EXPECT_EQ(dl::LlavaConfig::from_json(with_layer(json::array({-3})), "config.json").vision_feature_layers,
+              std::vector<int>{-3});
+
+    std::string dir = scratch_dir("gen_cfg_list");
+    write_file(dir + "/g.json", R"({"eos_token_id": [2, 4294967298]})");  // 2^32 + 2 narrowed to 2
+    try {
+        dl::GenerationConfig::from_file(dir + "/g.json");
+        FAIL() << "no error for eos_token_id [2, 4294967298]";
+    } catch (const dl::Error& e) {
+        EXPECT_NE(std::string(e.what()).find(dir + "/g.json: eos_token_id[1]: 4294967298 is out of range"),
+                  std::string::npos) << e.what();
+    }
+    json j = base;
+    j["text_config"]["eos_token_id"] = json::array({2, "3"});
+    expect_error(j, {"text_config.eos_token_id[1]: expected integer, got string"});
+}
+
+// tests/data/fuzz/fuzz_config/regress-*.json: limits where int arithmetic used to overflow.
+TEST(Config, GeometryAndLayerLimits) {
+    constexpr int kIntMax = std::numeric_limits<int>::max();
+    // image_size / patch_size = 46341 gives 46341^2 > INT_MAX patches: num_image_tokens() cannot be
+    // an int (regress-patch-grid-overflow.json has 2147483646 / 1).
+    expect_error({{"vision_config", {{"image_size", 2147483646}, {"patch_size", 1}}}},
+                 {"vision_config.image_size", "2147483646^2 patches, too many"});
+    expect_error({{"vision_config", {{"image_size", 46341}, {"patch_size", 1}}}},
+                 {"vision_config.image_size", "46341^2 patches, too many"});
+    // 46340^2 = 2147395600 (+ 1 for CLS under "full") still fits.
+    json largest = {{"vision_config", {{"image_size", 46340}, {"patch_size", 1}}},
+                    {"vision_feature_select_strategy", "full"}};
+    EXPECT_EQ(dl::LlavaConfig::from_json(largest, "config.json").num_image_tokens(), 46340 * 46340 + 1);
+    // INT_MAX CLIP layers (regress-clip-layers-int-max.json): the valid range -(INT_MAX + 1)..INT_MAX
+    // is computed in 64 bits (in int, -(INT_MAX + 1) overflowed: UBSan stops here in sanitizer builds).
+    json many = {{"vision_config", {{"num_hidden_layers", kIntMax}}}};
+    dl::LlavaConfig c = dl::LlavaConfig::from_json(many, "config.json");
+    EXPECT_EQ(c.vision.num_hidden_layers, kIntMax);
+    EXPECT_EQ(c.vision_feature_layers, std::vector<int>{-2});
+    many["vision_feature_layer"] = std::numeric_limits<int>::min();
+    EXPECT_EQ(dl::LlavaConfig::from_json(many, "config.json").vision_feature_layers[0], std::numeric_limits<int>::min());
+    // With the default 24 layers, INT_MIN is refused and the message gives the range.
+    expect_error({{"vision_feature_layer", std::numeric_limits<int>::min()}},
+                 {"vision_feature_layer: -2147483648 is out of range for 24 CLIP layers (valid: -25..24)"});
+}
+
+// json_util.h: integers are parsed whole and range-checked, never narrowed.
+TEST(JsonUtil, ParseIntIsStrict) {
+    const int64_t kMin = std::numeric_limits<int64_t>::min(), kMax = std::numeric_limits<int64_t>::max();
+    auto value = [&](const std::string& text, int64_t lo, int64_t hi) {
+        int64_t out = 12345;
+        std::string why = dl::parse_int(text, lo, hi, &out);
+        EXPECT_EQ(why, "") << "'" << text << "'";
+        return out;
+    };
+    auto why = [&](const std::string& text, int64_t lo, int64_t hi) {
+        int64_t out = 12345;
+        std::string w = dl::parse_int(text, lo, hi, &out);
+        EXPECT_EQ(out, 12345) << "'" << text << "': *out written on failure";
+        return w;
+    };
+    EXPECT_EQ(value("0", 0, 10), 0);
+    EXPECT_EQ(value("32000", 0, kMax), 32000);
+    EXPECT_EQ(value("0032", 0, kMax), 32);
+    EXPECT_EQ(value("-7", -10, 10), -7);
+    EXPECT_EQ(value("2147483647", 0, 2147483647), 2147483647);
+    EXPECT_EQ(value("9223372036854775807", kMin, kMax), kMax);
+    EXPECT_EQ(value("-9223372036854775808", kMin, kMax), kMin);
+    for (const char* bad : {"", "-", " 7", "7 ", "+7", "32000abc", "1e3", "0x10", "3.0", "--1", "7\n"})
+        EXPECT_EQ(why(bad, kMin, kMax), "not a decimal integer") << "'" << bad << "'";
+    EXPECT_EQ(why("2147483648", 0, 2147483647), "out of range [0, 2147483647]");
+    EXPECT_EQ(why("-1", 0, 10), "out of range [0, 10]");
+    EXPECT_EQ(why("9223372036854775808", kMin, kMax), dl::str_cat("out of range [", kMin, ", ", kMax, "]"));
+    EXPECT_EQ(why("-9223372036854775809", kMin, kMax), dl::str_cat("out of range [", kMin, ", ", kMax, "]"));
+    EXPECT_EQ(why("18446744073709551616", kMin, kMax), dl::str_cat("out of range [", kMin, ", ", kMax, "]"));
+    EXPECT_EQ(why(std::string(40, '9'), 0, 10), "out of range [0, 10]");
+    EXPECT_EQ(why(std::string(40, '9') + "x", 0, 10), "not a decimal integer");
+
+    int64_t out = 0;
+    EXPECT_EQ(dl::json_int(json(5), 0, 10, &out), "");
+    EXPECT_EQ(out, 5);
+    EXPECT_EQ(dl::json_int(json(-5), -10, 10, &out), "");
+    EXPECT_EQ(out, -5);
+    EXPECT_EQ(dl::json_int(json(1.0), 0, 10, &out), "expected integer, got number");
+    EXPECT_EQ(dl::json_int(json("3"), 0, 10, &out), "expected integer, got string");
+    EXPECT_EQ(dl::json_int(json(true), 0, 10, &out), "expected integer, got boolean");
+    EXPECT_EQ(dl::json_int(json(11), 0, 10, &out), "11 is out of range [0, 10]");
+    EXPECT_EQ(dl::json_int(json(-1), 0, 10, &out), "-1 is out of range [0, 10]");
+    EXPECT_EQ(dl::json_int(json(std::numeric_limits<uint64_t>::max()), 0, kMax, &out),
+              dl::str_cat("18446744073709551615 is out of range [0, ", kMax, "]"));
+    EXPECT_EQ(dl::json_int(json(uint64_t(3)), 5, 10, &out), "3 is out of range [5, 10]");
+    EXPECT_EQ(out, -5);  // unchanged by the failures
+}
+
+TEST(JsonUtil, ReadJsonFileNamesTheFile) {
+    std::string dir = scratch_dir("json_util");
+    write_file(dir + "/ok.json", R"({"a": [1, 2]})");
+    EXPECT_EQ(dl::read_json_file(dir + "/ok.json"), json({{"a", {1, 2}}}));
+    write_file(dir + "/bad.json", "{\"a\": ");
+    for (const std::string& name : {std::string("bad.json"), std::string("missing.json")}) {
+        try {
+            dl::read_json_file(dir + "/" + name);
+            ADD_FAILURE() << name;
+        } catch (const dl::Error& e) {
+            EXPECT_EQ(std::string(e.what()).rfind(dir + "/" + name + ": ", 0), 0u) << e.what();
+            EXPECT_NE(std::string(e.what()).find(name == "bad.json" ? "not valid JSON" : "cannot open"),
+                      std::string::npos) << e.what();
+        }
+    }
 }
 
 TEST(Preprocessor, Llava15HfFileAndVariants) {

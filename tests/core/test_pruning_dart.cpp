@@ -374,22 +374,23 @@ TEST(Dart, KeptCountsForLlavaBudgets) {
     EXPECT_EQ(sel.result.kept_count, 4 + 8 * 15);
 }
 
-TEST(Dart, RealisticSizeSelectionTime) {
-    // LLaVA-1.5-7B geometry: S = 651, d = 4096, keys 32 heads x 128; informational timing.
-    dl::PruneInputs in;
-    in.image_start = 35;
-    in.num_image = 576;
-    in.seq_len = 651;
-    in.keys = at::randn({651, 4096});
-    in.hidden_normed = at::randn({651, 4096});
-    dl::PruneConfig c;
-    c.method = "dart";
-    c.keep = 128;
-    const dl::Selection sel = dl::make_pruner("dart")->select(in, c);
-    std::printf("dart selection at N=576, d=4096: %.2f ms\n", sel.result.selection_ms);
-    EXPECT_EQ(sel.result.kept_count, 132);
-    EXPECT_GT(sel.result.selection_ms, 0.0);
-    EXPECT_LT(sel.result.selection_ms, 5000.0);
+TEST(Dart, RealisticSizeMatchesOracle) {
+    // LLaVA-1.5-7B geometry: S = 651 (35 before the image, 576 image tokens, 40 after),
+    // d = 4096, keys 32 heads x 128. Correctness only: the speed target (selection a small
+    // fraction of prefill) is machine-dependent and is measured by `dartlens-cli bench`, which
+    // prints selection_ms and its share of the prefill (selection_pct_of_prefill), not asserted
+    // by a unit test.
+    std::mt19937 rng(576);
+    dart_case k = random_case(rng, 35, 576, 40, 4096, 4096);
+    k.keep = 128;
+    const dart_expect e = oracle_dart(k);
+    ASSERT_FALSE(e.ambiguous) << "pick another seed: this case has a near-tie";
+    const dl::Selection sel = dl::make_pruner("dart")->select(inputs_of(k), config_of(k));
+    EXPECT_EQ(sel.result.kept_count, 132);  // 4 image pivots + 8 * (128 // 8)
+    EXPECT_EQ(sel.result.kept_image_indices, e.kept);
+    EXPECT_EQ(sel.result.pivot_image_indices, e.pivot_image);
+    EXPECT_EQ(sel.result.pivot_text_indices, e.pivot_text);
+    expect_keep_is_well_formed(sel, k);
 }
 
 TEST(Dart, BudgetAtLeastNKeepsAll) {
@@ -541,12 +542,27 @@ TEST(Dart, PivotCriteria) {
     EXPECT_TRUE(differs);
     // attention needed only for attn criteria, from the configured row
     dl::PruneConfig a = config_of(k);
-    EXPECT_FALSE(pruner->needs_attn_last(a));
+    EXPECT_FALSE(pruner->needs(a).attn_last);
+    EXPECT_FALSE(pruner->needs(a).values);
+    EXPECT_TRUE(pruner->needs(a).hidden_normed);
     a.pivot_criterion = "attn-min";
-    EXPECT_TRUE(pruner->needs_attn_last(a));
-    EXPECT_FALSE(pruner->needs_attn_mean(a));
+    EXPECT_TRUE(pruner->needs(a).attn_last);
+    EXPECT_FALSE(pruner->needs(a).attn_mean);
     a.fastv_score = "mean";
-    EXPECT_TRUE(pruner->needs_attn_mean(a));
+    EXPECT_TRUE(pruner->needs(a).attn_mean);
+    EXPECT_FALSE(pruner->needs(a).attn_last);
+    a.pivot_criterion = "v-norm-max";
+    EXPECT_TRUE(pruner->needs(a).values);
+    EXPECT_FALSE(pruner->needs(a).attn_mean);
+    // each input it says it needs is one select() cannot do without
+    dl::PruneInputs no_values = inputs_of(k);
+    no_values.values = at::Tensor();
+    EXPECT_THROW(pruner->select(no_values, a), dl::Error);
+    a = config_of(k);
+    dl::PruneInputs no_hn = inputs_of(k);
+    no_hn.hidden_normed = at::Tensor();
+    EXPECT_THROW(pruner->select(no_hn, a), dl::Error);
+    a.pivot_criterion = "attn-min";
     dl::PruneInputs no_attn = inputs_of(k);
     EXPECT_THROW(pruner->select(no_attn, a), dl::Error);
 }

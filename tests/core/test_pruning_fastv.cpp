@@ -116,11 +116,13 @@ TEST(FastV, NeedsAndMissingAttention) {
     dl::PruneConfig c;
     c.method = "fastv";
     c.keep = 4;
-    EXPECT_TRUE(pruner->needs_attn_last(c));
-    EXPECT_FALSE(pruner->needs_attn_mean(c));
+    EXPECT_TRUE(pruner->needs(c).attn_last);
+    EXPECT_FALSE(pruner->needs(c).attn_mean);
+    EXPECT_FALSE(pruner->needs(c).values);
+    EXPECT_FALSE(pruner->needs(c).hidden_normed);
     c.fastv_score = "mean";
-    EXPECT_FALSE(pruner->needs_attn_last(c));
-    EXPECT_TRUE(pruner->needs_attn_mean(c));
+    EXPECT_FALSE(pruner->needs(c).attn_last);
+    EXPECT_TRUE(pruner->needs(c).attn_mean);
     std::mt19937 rng(5);
     dl::PruneInputs in = inputs_of(random_fastv(rng, 3, 20, 3));
     in.attn_mean = at::Tensor();
@@ -188,8 +190,11 @@ TEST(None, KeepsEverything) {
     EXPECT_EQ(sel.result.kept_count, 5);
     EXPECT_EQ(sel.result.kept_image_indices, (std::vector<int>{0, 1, 2, 3, 4}));
     EXPECT_EQ(sel.result.key_l1, (std::vector<float>(5, 4.f)));
-    EXPECT_FALSE(pruner->needs_attn_last(c));
-    EXPECT_FALSE(pruner->needs_attn_mean(c));
+    const dl::PruneNeeds n = pruner->needs(c);
+    EXPECT_FALSE(n.values || n.hidden_normed || n.attn_last || n.attn_mean);
+    c.method = "random";
+    const dl::PruneNeeds r = dl::make_pruner("random")->needs(c);
+    EXPECT_FALSE(r.values || r.hidden_normed || r.attn_last || r.attn_mean);
 }
 
 TEST(Registry, NamesAndErrors) {

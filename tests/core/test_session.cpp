@@ -3,10 +3,13 @@
 // - ratio 0 / every index kept reproduces the unpruned logits and tokens exactly;
 // - KV-cache decoding after pruning equals recomputing the pruned sequence at every step;
 // - a run from the prefix cache equals a cold run; changing K re-runs correctly;
-// - kept sets from the session equal a direct call of the pruner on layer K-1's tensors.
+// - kept sets from the session equal a direct call of the pruner on layer K-1's tensors, and
+//   FastV's equal a ranking of attention probabilities recomputed from the raw weights;
+// - report.json says which runs' timings were composed from the prefix cache.
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
@@ -22,6 +25,8 @@
 #include "core/llava.h"
 #include "core/make_model.h"
 #include "core/pruning/pruner.h"
+#include "core/report.h"
+#include "core/safetensors.h"
 #include "test_util.h"
 
 namespace {
@@ -201,18 +206,46 @@ TEST_F(Fixture, PrunedCacheDecodeEqualsRecompute) {
     }
 }
 
+// HF Llama's projection `proj` (q_proj | k_proj) of layer `layer` for rows x [R,d] at positions
+// pos[R], post-RoPE, written from the formulas with plain tensor ops in double on the
+// checkpoint's raw tensors (not dl::layer_query, not LlavaWeights): RMSNorm
+// x / sqrt(mean(x^2) + eps) * w, then proj, then rotate_half RoPE with
+// inv_freq_i = theta^(-2i/D): [x1, x2] -> [x1 cos - x2 sin, x2 cos + x1 sin]. -> [heads, R, D].
+at::Tensor independent_projection(const dl::TextConfig& tc, int layer, const std::string& proj, const at::Tensor& x_rows,
+                                  const std::vector<int64_t>& pos) {
+    dl::WeightStore store = dl::WeightStore::open_dir(tiny_model());
+    const std::string prefix = "language_model.model.layers." + std::to_string(layer) + ".";
+    auto w = [&](const std::string& n) {
+        return dl::tensor_from_store(store, prefix + n, at::kFloat, at::Device(at::kCPU)).to(at::kDouble);
+    };
+    const int64_t R = x_rows.size(0), D = tc.head_dim(), half = D / 2;
+    at::Tensor x = x_rows.to(at::kCPU, at::kDouble);
+    at::Tensor h = x / at::sqrt(x.pow(2).mean(-1, true) + tc.rms_norm_eps) * w("input_layernorm.weight");
+    at::Tensor y = at::matmul(h, w("self_attn." + proj + ".weight").t());  // [R, heads*D]
+    if (store.has(prefix + "self_attn." + proj + ".bias")) y = y + w("self_attn." + proj + ".bias");
+    const int64_t heads = y.size(1) / D;
+    y = y.reshape({R, heads, D}).transpose(0, 1);  // [heads, R, D]
+    at::Tensor inv_freq = at::pow(tc.rope_theta, at::arange(half, at::kDouble) * (-2.0 / double(D)));  // [D/2]
+    at::Tensor angle = at::outer(at::tensor(pos, at::kLong).to(at::kDouble), inv_freq);               // [R, D/2]
+    at::Tensor c = angle.cos(), sn = angle.sin();
+    at::Tensor y1 = y.narrow(-1, 0, half), y2 = y.narrow(-1, half, half);
+    return at::cat({y1 * c - y2 * sn, y2 * c + y1 * sn}, -1);
+}
+
 // The session's kept set equals the pruner applied directly to layer K-1's tensors computed here
-// from scratch (unpruned run of layers < K).
+// from scratch (unpruned run of layers < K); FastV's kept set also equals a ranking of attention
+// probabilities computed here from the raw weights (last query and keys of layer K-1).
 TEST_F(Fixture, SessionSelectionEqualsDirectPrunerCall) {
     c10::InferenceMode guard;
     dl::LoadOptions lo;
     lo.threads = 2;
     dl::LlavaModel model(tiny_model(), lo);
+    const dl::TextConfig& tc = model.config().text;
     cv::Mat rgb = dl::load_image_rgb8(sample_image());
     dl::PreprocessorConfig pre = dl::PreprocessorConfig::from_file(tiny_model() + "/preprocessor_config.json");
     dl::PreprocessedImage img = dl::preprocess_image(rgb, pre, "", model.config().vision.patch_size);
     std::vector<int> prompt_ids = prompt.prompt_ids;
-    const int s0 = prompt.image_span_start;
+    const int s0 = prompt.image_span_start, N = prompt.image_span_length;
     prompt_ids[size_t(s0)] = 0;
     at::Tensor x = model.merge_image(model.embed_tokens(prompt_ids), s0, model.encode_image(img.pixel_values));
     const int64_t S = x.size(0);
@@ -222,30 +255,73 @@ TEST_F(Fixture, SessionSelectionEqualsDirectPrunerCall) {
     dl::run_layers(model.weights(), model.config(), x, model.positions_range(0, S), cache, 0, K, nullptr, &inputs);
     dl::PruneInputs in;
     in.image_start = s0;
-    in.num_image = prompt.image_span_length;
+    in.num_image = N;
     in.seq_len = int(S);
     at::Tensor k = cache.keys(K - 1), v = cache.values(K - 1);
     in.keys = k.permute({1, 0, 2}).reshape({S, -1}).to(at::kFloat);
     in.values = v.permute({1, 0, 2}).reshape({S, -1}).to(at::kFloat);
-    in.kv_repeat = model.config().text.num_attention_heads / model.config().text.num_key_value_heads;
+    in.kv_repeat = tc.num_attention_heads / tc.num_key_value_heads;
     in.hidden_normed = dl::final_norm(model.weights(), model.config(), x).to(at::kFloat);
-    // FastV's last-row probabilities, written out directly: softmax over keys of q_last . k / sqrt(D).
-    at::Tensor q = dl::layer_query(model.weights(), model.config(), K - 1, inputs[K - 1].slice(0, S - 1, S),
-                                   model.positions({S - 1}));  // [H,1,D]
+
+    // FastV's score, independently: softmax over keys of q_last . k / sqrt(D), mean over heads,
+    // with q_last and the keys recomputed from layer K-1's input and the raw weights.
+    std::vector<int64_t> all_pos(static_cast<size_t>(S));
+    for (int64_t p = 0; p < S; ++p) all_pos[size_t(p)] = p;
+    const at::Tensor x_in = inputs[K - 1];
+    at::Tensor q = independent_projection(tc, K - 1, "q_proj", x_in.slice(0, S - 1, S), {S - 1});  // [H,1,D]
+    at::Tensor kk = independent_projection(tc, K - 1, "k_proj", x_in, all_pos);                     // [Hkv,S,D]
     const int64_t H = q.size(0), D = q.size(2), rep = in.kv_repeat;
-    at::Tensor kk = k.repeat_interleave(rep, 0).to(at::kFloat);  // [H,S,D]
-    at::Tensor scores = at::matmul(q.to(at::kFloat), kk.transpose(1, 2)) / std::sqrt(double(D));  // [H,1,S]
-    in.attn_last = at::softmax(scores, -1).mean(0).reshape({-1});
-    ASSERT_EQ(H, model.config().text.num_attention_heads);
-    for (const std::string m : {"dart", "fastv"}) {
+    ASSERT_EQ(H, tc.num_attention_heads);
+    // the keys the session reads from its cache are these (float32 rounding only)
+    EXPECT_LT((kk - k.to(at::kDouble)).abs().max().item<double>(), 1e-4 * kk.abs().max().item<double>());
+    at::Tensor scores = at::matmul(q, kk.repeat_interleave(rep, 0).transpose(1, 2)) / std::sqrt(double(D));  // [H,1,S]
+    at::Tensor probs = at::softmax(scores, -1).mean(0).reshape({-1});  // [S] double
+    in.attn_last = probs.to(at::kFloat);
+    // top-5 image tokens by that score (ties to the lower index), by hand
+    const int budget = 5;
+    std::vector<double> image_score(static_cast<size_t>(N));
+    for (int i = 0; i < N; ++i) image_score[size_t(i)] = probs[s0 + i].item<double>();
+    std::vector<int> order(static_cast<size_t>(N));
+    for (int i = 0; i < N; ++i) order[size_t(i)] = i;
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int a, int b) { return image_score[size_t(a)] > image_score[size_t(b)]; });
+    // the ranking must be decided by more than float32 rounding for the comparison to mean anything
+    ASSERT_GT(image_score[size_t(order[budget - 1])] - image_score[size_t(order[budget])],
+              1e-5 * image_score[size_t(order[0])]);
+    std::vector<int> fastv_expected(order.begin(), order.begin() + budget);
+    std::sort(fastv_expected.begin(), fastv_expected.end());
+
+    struct Case {
+        std::string method, criterion;
+    };
+    // dart's criteria exercise each optional input the session supplies (Pruner::needs)
+    for (const Case& t : {Case{"dart", "k-norm-max"}, Case{"dart", "v-norm-max"}, Case{"dart", "attn-max"},
+                          Case{"fastv", "k-norm-max"}}) {
         dl::PruneConfig c;
-        c.method = m;
+        c.method = t.method;
+        c.pivot_criterion = t.criterion;
         c.layer = K;
-        c.keep = 5;
-        const dl::Selection sel = dl::make_pruner(m)->select(in, c);
+        c.keep = budget;
+        const dl::Selection sel = dl::make_pruner(t.method)->select(in, c);
         const dl::PruningResult p = session.preview(c);
-        EXPECT_EQ(sel.result.kept_image_indices, p.kept_image_indices) << m;
+        EXPECT_EQ(sel.result.kept_image_indices, p.kept_image_indices) << t.method << " " << t.criterion;
+        EXPECT_EQ(sel.result.pivot_image_indices, p.pivot_image_indices) << t.method << " " << t.criterion;
+        if (t.method == "fastv") EXPECT_EQ(p.kept_image_indices, fastv_expected);
     }
+}
+
+// report.json says whether a run's timings were composed from the prefix cache or measured.
+TEST_F(Fixture, ReportSaysWhetherTimingsWereComposed) {
+    dl::PruneConfig c;
+    c.method = "dart";
+    c.keep = 6;
+    const std::vector<dl::MethodRun> runs = {session.run(c, 2, {}, nullptr, true),
+                                             session.run(c, 2, {}, nullptr, false)};
+    const nlohmann::json j =
+        nlohmann::json::parse(dl::report_json(session.model_info(), prompt, session.geometry(), runs, "q"));
+    ASSERT_EQ(j["runs"].size(), 2u);
+    EXPECT_TRUE(j["runs"][0]["from_prefix_cache"].get<bool>());
+    EXPECT_FALSE(j["runs"][1]["from_prefix_cache"].get<bool>());
 }
 
 // Records the progress reports and sets the cancel flag at the nth report of `stage` (1-based):

@@ -1,7 +1,10 @@
-// Tokenizer tests: a LLaMA-like SentencePiece model trained here with Debian's spm_train, then
-// our dlopen()ed tokenizer compared token for token with Debian's spm_encode / spm_decode (and,
-// for texts with newlines, which those line-based tools cannot take, with a helper compiled here
-// against libsentencepiece directly). Also: added tokens, load failures, torch in the same process.
+// Tokenizer tests: a LLaMA-like SentencePiece model trained here with Debian's spm_train, loaded
+// through our dlopen()ed shim. What is checked here is behaviour with an answer known without the
+// code under test: exact round trips, byte fallback spelling a character's UTF-8 bytes, control
+// tokens dropped, valid UTF-8 out, added tokens, load failures naming the file and key, torch in the
+// same process. Token ids are compared with an independent tokenizer elsewhere: the hf_tokenizer
+// test (tests/hf/hf_oracle.py `tokenizer`) encodes its corpus with Hugging Face's tokenizer of a
+// llava-hf checkpoint and with dartlens-cli tokenize, and the hf_* llava tests compare decoded answers.
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
@@ -66,53 +69,33 @@ void train_model() {
     g_model = g_dir + "/tokenizer.model";
 }
 
-std::vector<std::vector<int>> parse_id_lines(const std::string& text) {
-    std::vector<std::vector<int>> out;
-    std::istringstream is(text);
-    std::string line;
-    while (std::getline(is, line)) {
-        std::vector<int> ids;
-        std::istringstream ls(line);
-        int id;
-        while (ls >> id) ids.push_back(id);
-        out.push_back(ids);
+// Whether s is well-formed UTF-8 as far as lead and continuation bytes go: no stray
+// continuation byte, no cut sequence.
+bool is_valid_utf8(const std::string& s) {
+    size_t i = 0;
+    while (i < s.size()) {
+        const unsigned char c = static_cast<unsigned char>(s[i]);
+        size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+        if (n == 0 || i + n > s.size() || (n == 2 && c < 0xC2)) return false;
+        for (size_t k = 1; k < n; ++k)
+            if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
+        i += n;
     }
-    return out;
+    return true;
 }
 
-// Debian's spm_encode --output_format=id, one line per text.
-std::vector<std::vector<int>> spm_encode_lines(const std::vector<std::string>& texts) {
-    std::string input;
-    for (const auto& t : texts) input += t + "\n";
-    dltest::write_file(g_dir + "/enc_in.txt", input);
-    std::string out;
-    int rc = dltest::run_command("spm_encode --model='" + g_model + "' --output_format=id --input='" + g_dir +
-                                     "/enc_in.txt' --output='" + g_dir + "/enc_out.txt'",
-                                 &out);
-    EXPECT_EQ(rc, 0) << out;
-    return parse_id_lines(dltest::read_file(g_dir + "/enc_out.txt"));
-}
-
-std::vector<std::string> spm_decode_lines(const std::vector<std::vector<int>>& id_lists) {
-    std::string input;
-    for (const auto& ids : id_lists) {
-        for (size_t i = 0; i < ids.size(); ++i) input += (i ? " " : "") + std::to_string(ids[i]);
-        input += "\n";
+// The bytes that byte-fallback pieces ("<0xF0>") of ids spell, in order; other pieces are skipped.
+std::string fallback_bytes(const dl::Tokenizer& tok, const std::vector<int>& ids) {
+    std::string bytes;
+    for (int id : ids) {
+        const std::string p = tok.piece(id);
+        if (p.size() == 6 && p.rfind("<0x", 0) == 0 && p.back() == '>')
+            bytes += static_cast<char>(std::stoi(p.substr(3, 2), nullptr, 16));
     }
-    dltest::write_file(g_dir + "/dec_in.txt", input);
-    std::string out;
-    int rc = dltest::run_command("spm_decode --model='" + g_model + "' --input_format=id --input='" + g_dir +
-                                     "/dec_in.txt' --output='" + g_dir + "/dec_out.txt'",
-                                 &out);
-    EXPECT_EQ(rc, 0) << out;
-    std::vector<std::string> lines;
-    std::istringstream is(dltest::read_file(g_dir + "/dec_out.txt"));
-    std::string line;
-    while (std::getline(is, line)) lines.push_back(line);
-    return lines;
+    return bytes;
 }
 
-// Texts on one line each (spm_encode reads lines): no '\n' here.
+// Texts of many kinds; those with newlines are added where needed.
 std::vector<std::string> single_line_corpus() {
     return {
         "The red ball is next to the table.",
@@ -138,7 +121,7 @@ std::vector<std::string> single_line_corpus() {
         "  ",
         "<s> </s> <unk> <image> look like special tokens but are text",
         "ASSISTANT: USER: A chat between a curious human and an artificial intelligence assistant.",
-        "\xE2\x96\x81already has a meta space",
+        "\xE2\x96\x81" "already has a meta space",
     };
 }
 
@@ -149,44 +132,51 @@ protected:
     static void SetUpTestSuite() { train_model(); }
 };
 
-TEST_F(TokenizerTest, EncodeMatchesSpmEncode) {
+TEST_F(TokenizerTest, ByteFallbackSpellsTheUtf8Bytes) {
+    // Characters the training corpus never saw are encoded as their UTF-8 bytes, in order.
     ASSERT_FALSE(g_model.empty());
     dl::Tokenizer tok = dl::Tokenizer::load_model_file(g_model);
-    auto texts = single_line_corpus();
-    auto expected = spm_encode_lines(texts);
-    ASSERT_EQ(expected.size(), texts.size());
+    EXPECT_EQ(fallback_bytes(tok, tok.encode("\xF0\x9F\x98\x80")), "\xF0\x9F\x98\x80");  // U+1F600
+    EXPECT_EQ(fallback_bytes(tok, tok.encode("a\nb")), "\n");  // no newline piece: spm_train reads lines
+    EXPECT_EQ(fallback_bytes(tok, tok.encode("the 饕餮 table")), "饕餮");
     int byte_pieces = 0;
-    for (size_t i = 0; i < texts.size(); ++i) {
-        std::vector<int> ids = tok.encode(texts[i]);
-        EXPECT_EQ(ids, expected[i]) << "text: '" << texts[i] << "'";
-        for (int id : ids) byte_pieces += tok.piece(id).rfind("<0x", 0) == 0;
-    }
+    for (const std::string& text : single_line_corpus())
+        for (int id : tok.encode(text)) byte_pieces += tok.piece(id).rfind("<0x", 0) == 0;
     EXPECT_GT(byte_pieces, 10) << "the corpus should exercise byte fallback (emoji, rare CJK)";
     EXPECT_TRUE(tok.encode("").empty());
 }
 
-TEST_F(TokenizerTest, DecodeMatchesSpmDecode) {
+TEST_F(TokenizerTest, DecodeDropsControlsAndJoinsBytes) {
     ASSERT_FALSE(g_model.empty());
     dl::Tokenizer tok = dl::Tokenizer::load_model_file(g_model);
-    auto texts = single_line_corpus();
-    auto encoded = spm_encode_lines(texts);
-    std::vector<std::vector<int>> id_lists;
-    for (const auto& ids : encoded)
-        if (!ids.empty()) id_lists.push_back(ids);
-    // Control ids inside, a lone continuation byte (invalid UTF-8), a cut multi-byte sequence.
-    int b_e2 = tok.piece_to_id("<0xE2>"), b_82 = tok.piece_to_id("<0x82>"), b_80 = tok.piece_to_id("<0x80>");
+    const int b_e2 = tok.piece_to_id("<0xE2>"), b_82 = tok.piece_to_id("<0x82>"), b_ac = tok.piece_to_id("<0xAC>");
+    const int b_80 = tok.piece_to_id("<0x80>");
     ASSERT_GE(b_e2, 3);
+    ASSERT_GE(b_ac, 3);
     std::vector<int> hello = tok.encode("hello world");
+    EXPECT_EQ(tok.decode(hello), "hello world");
+    // bos/eos are control pieces: dropped (HF skip_special_tokens=True).
     std::vector<int> with_controls = {tok.bos_id()};
     with_controls.insert(with_controls.end(), hello.begin(), hello.end());
     with_controls.push_back(tok.eos_id());
-    id_lists.push_back(with_controls);
-    id_lists.push_back({hello[0], b_80, hello.back()});
-    id_lists.push_back({hello[0], b_e2, b_82});
-    id_lists.push_back({b_e2, b_82, b_80, hello.back()});  // "€" from bytes
-    auto expected = spm_decode_lines(id_lists);
-    ASSERT_EQ(expected.size(), id_lists.size());
-    for (size_t i = 0; i < id_lists.size(); ++i) EXPECT_EQ(tok.decode(id_lists[i]), expected[i]) << "line " << i;
+    EXPECT_EQ(tok.decode(with_controls), "hello world");
+    // E2 82 AC is the UTF-8 of U+20AC, whichever pieces carry the bytes.
+    EXPECT_EQ(tok.decode({b_e2, b_82, b_ac}), "\xE2\x82\xAC");
+    std::vector<int> euro_then_world = {b_e2, b_82, b_ac};
+    std::vector<int> world = tok.encode("world");
+    euro_then_world.insert(euro_then_world.end(), world.begin(), world.end());
+    EXPECT_EQ(tok.decode(euro_then_world), "\xE2\x82\xAC world");
+    // A lone continuation byte and a cut sequence are not valid UTF-8: the output still is, with
+    // U+FFFD in their place and the text around kept.
+    for (const std::vector<int>& bad : {std::vector<int>{hello[0], b_80, hello.back()},
+                                        std::vector<int>{hello[0], b_e2, b_82}, std::vector<int>{b_82}}) {
+        const std::string text = tok.decode(bad);
+        EXPECT_TRUE(is_valid_utf8(text)) << text;
+        EXPECT_NE(text.find("\xEF\xBF\xBD"), std::string::npos) << text;
+        if (bad.size() == 3) {
+            EXPECT_EQ(text.rfind(tok.decode({hello[0]}), 0), 0u) << text;
+        }
+    }
 }
 
 TEST_F(TokenizerTest, RoundTripIsExact) {
@@ -194,54 +184,14 @@ TEST_F(TokenizerTest, RoundTripIsExact) {
     ASSERT_FALSE(g_model.empty());
     dl::Tokenizer tok = dl::Tokenizer::load_model_file(g_model);
     auto texts = single_line_corpus();
-    texts.push_back("line one\nline two\n\nline four\n");
-    texts.push_back("\n");
-    texts.push_back("\nstarts with a newline");
+    for (const char* t : {"line one\nline two\n\nline four\n", "\n", "\nstarts with a newline",
+                          "USER: \nWhat is in the image? ASSISTANT:", "a\n\n\nb", "tabs\tand\nnewlines\r\nand CR",
+                          "emoji \xF0\x9F\x98\x80\n\xE6\x97\xA5\xE6\x9C\xAC\n"})
+        texts.push_back(t);
     for (const auto& t : texts) {
-        if (t == "\xE2\x96\x81already has a meta space") continue;  // "▁" decodes to a space
+        if (t == "\xE2\x96\x81" "already has a meta space") continue;  // "▁" decodes to a space
         EXPECT_EQ(tok.decode(tok.encode(t)), t);
     }
-}
-
-TEST_F(TokenizerTest, NewlinesMatchLibSentencepiece) {
-    // spm_encode is line based, so texts with '\n' go through a helper linked to libsentencepiece.
-    ASSERT_FALSE(g_model.empty());
-    std::string src = g_dir + "/encode_helper.cpp", exe = g_dir + "/encode_helper";
-    dltest::write_file(src,
-                       "#include <sentencepiece_processor.h>\n#include <fstream>\n#include <iostream>\n"
-                       "#include <sstream>\nint main(int argc, char** argv) {\n"
-                       "  sentencepiece::SentencePieceProcessor sp; if (!sp.Load(argv[1]).ok()) return 2;\n"
-                       "  for (int i = 2; i < argc; ++i) { std::ifstream f(argv[i], std::ios::binary);\n"
-                       "    std::stringstream ss; ss << f.rdbuf(); std::vector<int> ids; sp.Encode(ss.str(), &ids);\n"
-                       "    for (size_t k = 0; k < ids.size(); ++k) std::cout << (k ? \" \" : \"\") << ids[k];\n"
-                       "    std::cout << \"\\n\"; }\n  return 0; }\n");
-    std::string out;
-    if (dltest::run_command("c++ -std=c++17 -O0 '" + src + "' -o '" + exe + "' -lsentencepiece", &out) != 0)
-        GTEST_SKIP() << "cannot compile a libsentencepiece helper: " << out;
-    std::vector<std::string> texts = {
-        "line one\nline two",
-        "USER: \nWhat is in the image? ASSISTANT:",
-        "\nWhat colour is the ball?",
-        "a\n\n\nb",
-        "trailing newline\n",
-        "\n",
-        "tabs\tand\nnewlines\r\nand CR",
-        "emoji 😀\n日本語\n",
-    };
-    std::string args;
-    for (size_t i = 0; i < texts.size(); ++i) {
-        std::string p = g_dir + "/nl_" + std::to_string(i) + ".txt";
-        dltest::write_file(p, texts[i]);
-        args += " '" + p + "'";
-    }
-    ASSERT_EQ(dltest::run_command("'" + exe + "' '" + g_model + "'" + args, &out), 0) << out;
-    auto expected = parse_id_lines(out);
-    ASSERT_EQ(expected.size(), texts.size());
-    dl::Tokenizer tok = dl::Tokenizer::load_model_file(g_model);
-    for (size_t i = 0; i < texts.size(); ++i) EXPECT_EQ(tok.encode(texts[i]), expected[i]) << "text #" << i;
-    // A newline is not in the vocabulary (spm_train reads lines), so it is byte <0x0A>.
-    std::vector<int> ids = tok.encode("a\nb");
-    EXPECT_NE(std::find(ids.begin(), ids.end(), tok.piece_to_id("<0x0A>")), ids.end());
 }
 
 TEST_F(TokenizerTest, AddedTokensAndSpecials) {
@@ -289,7 +239,7 @@ TEST_F(TokenizerTest, AddedTokensAndSpecials) {
     mixed.push_back(2);
     std::vector<int> joined = a;
     joined.insert(joined.end(), b.begin(), b.end());
-    EXPECT_EQ(tok.decode(mixed), spm_decode_lines({joined})[0]);
+    EXPECT_EQ(tok.decode(mixed), tok.decode(joined));
     EXPECT_EQ(tok.decode(mixed), "the red ball is next to");
     EXPECT_EQ(tok.decode({n + 2, 40000}), "");  // embedding padding rows decode to nothing
     EXPECT_THROW(tok.decode({-1}), dl::Error);
@@ -316,7 +266,8 @@ TEST_F(TokenizerTest, ConcurrentEncode) {
     ASSERT_FALSE(g_model.empty());
     dl::Tokenizer tok = dl::Tokenizer::load_model_file(g_model);
     auto texts = single_line_corpus();
-    auto expected = spm_encode_lines(texts);
+    std::vector<std::vector<int>> expected;  // one thread's answers; the others must give the same
+    for (const auto& text : texts) expected.push_back(tok.encode(text));
     std::vector<std::thread> threads;
     std::vector<int> failures(4, 0);
     for (int t = 0; t < 4; ++t)
@@ -391,19 +342,40 @@ TEST(TokenizerLoad, CorruptAddedTokensNamesTheFile) {
 }
 
 // Token ids in the JSON files are checked, not narrowed or half-parsed: each bad value is refused
-// with the file and the key in the message.
+// with the file and the token or key in the message. (std::stoi took "32000abc" as 32000 and
+// " 7" as 7; int narrowing took 2^32 + 5 as 5; an added id of INT_MAX overflowed vocab_size().)
 TEST(TokenizerLoad, BadTokenIdsNameFileAndKey) {
     train_model();
     ASSERT_FALSE(g_model.empty());
-    struct Case { const char* file; const char* json; const char* needle; };
+    const int n = dl::Tokenizer::load_model_file(g_model).sp_vocab_size();
+    const std::string next = std::to_string(n);  // the first id an added token may take
+    auto decoder = [](const std::string& key) {
+        return "{\"added_tokens_decoder\": {\"" + key + "\": {\"content\": \"<image>\"}}}";
+    };
+    struct Case { std::string file, json, needle; };
     const Case cases[] = {
-        {"tokenizer_config.json", "{\"added_tokens_decoder\": {\"32000abc\": {\"content\": \"<image>\"}}}", "32000abc"},
-        {"tokenizer_config.json", "{\"added_tokens_decoder\": {\" 7\": {\"content\": \"<image>\"}}}", "' 7'"},
-        {"tokenizer_config.json", "{\"added_tokens_decoder\": {\"-3\": {\"content\": \"<image>\"}}}", "-3"},
-        {"tokenizer_config.json", "{\"added_tokens_decoder\": {\"99999999999\": {\"content\": \"<image>\"}}}", "99999999999"},
-        {"added_tokens.json", "{\"<image>\": 4294967296}", "<image>"},
-        {"added_tokens.json", "{\"<image>\": -1}", "<image>"},
-        {"added_tokens.json", "{\"<image>\": 1.5}", "<image>"},
+        {"tokenizer_config.json", decoder(next + "abc"), "key '" + next + "abc' is not a token id"},
+        {"tokenizer_config.json", decoder("32000abc"), "'32000abc'"},
+        {"tokenizer_config.json", decoder(" 7"), "' 7'"},
+        {"tokenizer_config.json", decoder("+7"), "'+7'"},
+        {"tokenizer_config.json", decoder("1e3"), "'1e3'"},
+        {"tokenizer_config.json", decoder(""), "key ''"},
+        {"tokenizer_config.json", decoder("-3"), "'-3'"},
+        {"tokenizer_config.json", decoder("99999999999"), "'99999999999'"},
+        {"tokenizer_config.json", decoder("1099511627776"), "'1099511627776' is not a token id: out of range"},  // 2^40
+        {"tokenizer_config.json", decoder("4294967296" + std::string(30, '7')), "out of range"},  // beyond int64
+        {"tokenizer_config.json", decoder("2147483647"), "out of range"},  // vocab_size() would be 2^31
+        {"added_tokens.json", "{\"<image>\": 4294967296}", "token '<image>': 4294967296 is out of range"},
+        {"added_tokens.json", "{\"<image>\": 1099511627776}", "token '<image>'"},  // 2^40
+        {"added_tokens.json", "{\"<image>\": 4294967301}", "token '<image>'"},     // 2^32 + 5, not 5
+        {"added_tokens.json", "{\"<big>\": 2147483647}", "token '<big>'"},
+        {"added_tokens.json", "{\"<image>\": -1}", "token '<image>'"},
+        {"added_tokens.json", "{\"<image>\": 1.5}", "expected integer"},
+        {"added_tokens.json", "{\"<image>\": \"" + next + "\"}", "expected integer, got string"},
+        // In range for an int, but not the next id after the SentencePiece pieces: no such token.
+        {"added_tokens.json", "{\"<image>\": " + std::to_string(n + 1) + "}", "outside the vocabulary"},
+        {"added_tokens.json", "{\"<image>\": " + next + ", \"<pad>\": 40000}", "token '<pad>': id 40000 is outside"},
+        {"tokenizer_config.json", decoder("2000000000"), "key '2000000000': id 2000000000 is outside the vocabulary"},
     };
     int k = 0;
     for (const Case& c : cases) {
@@ -414,10 +386,20 @@ TEST(TokenizerLoad, BadTokenIdsNameFileAndKey) {
             dl::Tokenizer::load(dir);
             ADD_FAILURE() << "expected dl::Error for " << c.json;
         } catch (const dl::Error& e) {
-            EXPECT_NE(std::string(e.what()).find(c.file), std::string::npos) << e.what();
-            EXPECT_NE(std::string(e.what()).find(c.needle), std::string::npos) << e.what();
+            EXPECT_NE(std::string(e.what()).find(dir + "/" + c.file + ": "), std::string::npos) << e.what();
+            EXPECT_NE(std::string(e.what()).find(c.needle), std::string::npos) << c.needle << " not in: " << e.what();
         }
     }
+    // The same ids written correctly load: n and n + 1, from either file ("0032"-style keys too).
+    std::string dir = dltest::scratch_dir("tokenizer-good-ids");
+    fs::copy_file(g_model, dir + "/tokenizer.model", fs::copy_options::overwrite_existing);
+    dltest::write_file(dir + "/added_tokens.json", "{\"<image>\": " + next + "}");
+    dltest::write_file(dir + "/tokenizer_config.json",
+                       "{\"added_tokens_decoder\": {\"0" + std::to_string(n + 1) + "\": {\"content\": \"<pad>\"}}}");
+    dl::Tokenizer tok = dl::Tokenizer::load(dir);
+    EXPECT_EQ(tok.image_token_id(), n);
+    EXPECT_EQ(tok.piece_to_id("<pad>"), n + 1);
+    EXPECT_EQ(tok.vocab_size(), n + 2);
 }
 
 TEST(TokenizerLoad, ShimLookupHonoursEnvironment) {

@@ -131,14 +131,19 @@ def seeds_tokenizer():
                            "--num_threads=1 --minloglevel=2", shell=True, cwd=tmp, check=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             shutil.copy(os.path.join(tmp, "m.model"), os.path.join(model_dir, "seed-" + name + ".model"))
-    # fuzz_tokenizer: added_tokens.json \0 tokenizer_config.json \0 special_tokens_map.json
-    added = json.dumps({"<image>": 300, "<pad>": 301})
+    # fuzz_tokenizer: added_tokens.json \0 tokenizer_config.json \0 special_tokens_map.json, next to
+    # seed-unigram120.model. Added ids follow its n pieces without gaps (n, n+1, ...), as
+    # core/tokenizer.cpp requires, so that the seeds load.
+    vocab = subprocess.run(["spm_export_vocab", "--model=" + os.path.join(model_dir, "seed-unigram120.model")],
+                           check=True, capture_output=True, text=True).stdout
+    n = len(vocab.splitlines())
+    added = json.dumps({"<image>": n, "<pad>": n + 1})
     config = json.dumps({
         "add_bos_token": True, "bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>",
         "added_tokens_decoder": {
             "0": {"content": "<unk>", "special": True}, "1": {"content": "<s>", "special": True},
-            "300": {"content": "<image>", "lstrip": False, "normalized": False, "special": True},
-            "301": {"content": "<pad>", "special": True}, "302": {"content": "<extra>", "special": False}}})
+            str(n): {"content": "<image>", "lstrip": False, "normalized": False, "special": True},
+            str(n + 1): {"content": "<pad>", "special": True}, str(n + 2): {"content": "<extra>", "special": False}}})
     specials = json.dumps({"bos_token": {"content": "<s>", "lstrip": False}, "eos_token": "</s>",
                            "pad_token": "<pad>", "unk_token": "<unk>", "additional_special_tokens": ["<image>"]})
     put("fuzz_tokenizer", "seed-llava-hf", added + "\0" + config + "\0" + specials)

@@ -38,12 +38,20 @@ max_len() {
   esac
 }
 
+# Targets whose input is (or holds) JSON get its syntax and edge-case numbers as a dictionary.
+dict_args() {
+  case "$1" in
+    fuzz_safetensors*|fuzz_config|fuzz_preprocessor_config|fuzz_tokenizer) echo "-dict=tests/fuzz/json.dict" ;;
+  esac
+}
+
 run_one() {
   local t=$1 out=$BUILD/fuzz/$1
   rm -rf "$out"
   mkdir -p "$out/corpus"
   local TIMEFORMAT='%R %U %S'  # wall, user and system seconds, into $out/time
-  { time "$BUILD/bin/$t" -runs="$RUNS" -max_total_time="$MAX_TIME" -max_len="$(max_len "$t")" \
+  # shellcheck disable=SC2046  # dict_args prints zero or one word
+  { time "$BUILD/bin/$t" $(dict_args "$t") -runs="$RUNS" -max_total_time="$MAX_TIME" -max_len="$(max_len "$t")" \
       -timeout=30 -rss_limit_mb=2560 -print_final_stats=1 -artifact_prefix="$out/" \
       "$out/corpus" "tests/data/fuzz/$t" >"$out/log" 2>&1
     echo $? >"$out/rc"; } 2>"$out/time"

@@ -713,17 +713,24 @@ def tokenizer_corpus():
     add("whitespace runs", "a  b", "a   b    c", "word\t\tword", "tabs\tand spaces  mixed \t here",
         "a" + " " * 17 + "b", "line one\n\nline three", "\n", "\n\n", "\r\n", "ends with newline\n",
         "\nstarts with newline", "a\nb\nc", "x \n y", "mixed \r\n endings \r")
+    # Newlines as prompts hold them (the llava-hf template puts "\n" after <image>), runs of them,
+    # and next to tabs, CR, emoji and CJK: a newline is no piece of a vocabulary trained on lines,
+    # so each is byte fallback <0x0A>.
+    add("newlines", "line one\nline two", "USER: \nWhat is in the image? ASSISTANT:", "\nWhat colour is the ball?",
+        "a\n\n\nb", "tabs\tand\nnewlines\r\nand CR", "emoji 😀\n日本語\n")
     add("digits", "0", "42", "12345", "3.14159", "2024-01-01", "1,000,000", "v1.5", "x=-17e-3",
         "phone 555 0199", "0007", "99 bottles", "½ ¾ ²³ ①②")
     add("punctuation", "Hello, world!", "(a) [b] {c}", "\"quoted\" 'single'", "a/b\\c|d", "#!@$%^&*",
-        "...", "--", "<tag>text</tag>", "< s >", "<im age>", "end.")
+        "...", "--", "<tag>text</tag>", "< s >", "<im age>", "end.",
+        "punctuation: !@#$%^&*()_+-=[]{};':\",./<>?`~", "Ω≈ç√∫˜µ≤≥÷ ¡™£¢∞§¶•ªº")
     add("latin unicode", "café naïve résumé", "Ünïcödé ñ ç ß", "e\u0301 (combining acute)", "Œuvre façade",
         "İstanbul ğ ş", "ÅÄÖ åäö")
     add("CJK", "中文的句子和图片。", "猫在桌子上。", "你好，世界！", "日本語のテキスト。", "カタカナ ひらがな",
         "한국어 문장", "漢字と English mixed 混合", "龘靐齉")
     add("other scripts", "Привет, как дела?", "Ελληνικά γράμματα", "עברית", "مرحبا بالعالم", "हिन्दी",
         "ไทย", "ქართული")
-    add("emoji", "😀", "I ❤️ cats 🐱🐶", "👍🏽", "👨‍👩‍👧‍👦 family", "🇫🇷🇯🇵", "⭐️✨🌟", "a😀b😀c")
+    add("emoji", "😀", "I ❤️ cats 🐱🐶", "👍🏽", "👨‍👩‍👧‍👦 family", "🇫🇷🇯🇵", "⭐️✨🌟", "a😀b😀c",
+        "emoji: 😀 🐈‍⬛ 👍🏽 🇫🇷", "mixed😀text日本abc123")
     add("byte fallback", "\u0000nul", "\u0007bell", "\u00ad soft hyphen", "\ufeffBOM", "\u200bzero width",
         "\U0001F9EC dna", "\U00010348 gothic", "\uffff", "\u2028line sep", "tab\u000bvt")
     add("sentencepiece marker", "\u2581", "a\u2581b", "\u2581leading marker", "two\u2581\u2581markers")

@@ -2,8 +2,10 @@
 // ratio slider (overlay pixels change), patch hover tooltip, export (files read back, no silent
 // overwrite), and the engine controller's superseding of stale requests. Then what a real 7B
 // model needs from the window: no generation per slider move when runs are slow, composed vs
-// measured latency bars, a partial answer after a cancel, one-line errors with details.
-// (test_engine_cancel.cpp cancels every stage of a bigger model.)
+// measured latency bars, a partial answer after a cancel, one-line errors with details, pictures
+// drawn off the GUI thread (a superseded one never shown), an export error that leaves the
+// window working. (test_engine_cancel.cpp cancels every stage of a bigger model; test_runstate.cpp
+// and test_render_export.cpp test the run-state model, the renderer and the exporter alone.)
 #include <QtTest>
 
 #include <QDir>
@@ -19,6 +21,9 @@
 #include <QLabel>
 #include <QBarSet>
 #include <QMessageBox>
+#include <QMutex>
+#include <QSemaphore>
+#include <QThread>
 #include <QSpinBox>
 #include <QStackedBarSeries>
 
@@ -27,8 +32,10 @@
 #include "ui/figuremodel.h"
 #include "ui/mainwindow.h"
 #include "ui/methodcolumn.h"
+#include "ui/overlayrenderer.h"
 #include "ui/overlayview.h"
 #include "ui/patch_info.h"
+#include "ui/runstate.h"
 
 using namespace dlui;
 
@@ -134,6 +141,7 @@ private slots:
         // the answers are regenerated after the slider settles
         QTRY_VERIFY_WITH_TIMEOUT(w.hasResults(), k_timeout);
         QCOMPARE(w.runFor("dart")->pruning.budget, 12);
+        QTRY_VERIFY_WITH_TIMEOUT(!w.renderer()->busy(), k_timeout);  // its pictures are up
 
         // --- hover: a kept DART patch, found through the geometry, not through the view ---
         const dl::ImageGeometry& g = w.imageGeometry();
@@ -174,10 +182,10 @@ private slots:
         // --- overlay modes: the duplication heatmap paints differently from "kept" ---
         const QImage keptImage = dartView->image();
         w.setOverlayMode("dup");
-        QVERIFY(dartView->image() != keptImage);
+        QTRY_VERIFY_WITH_TIMEOUT(dartView->image() != keptImage, k_timeout);  // drawn off the GUI thread
         QCOMPARE(dartView->image().size(), keptImage.size());
         w.setOverlayMode("kept");
-        QCOMPARE(dartView->image(), keptImage);
+        QTRY_COMPARE_WITH_TIMEOUT(dartView->image(), keptImage, k_timeout);
 
         // --- hallucination flags against the objects listed ---
         w.setTruthTags("zebra");
@@ -186,7 +194,11 @@ private slots:
         // --- export: files read back; an existing export is never overwritten silently ---
         QTemporaryDir out;
         const QString dir = out.filePath("export");
-        const QStringList files = w.exportTo(dir, false);
+        QSignalSpy exported(&w, &MainWindow::exportFinished);
+        QSignalSpy exportErrors(&w, &MainWindow::exportFailed);
+        QVERIFY(w.exportTo(dir, false));  // written on the exporter's thread
+        QTRY_VERIFY_WITH_TIMEOUT(exported.count() == 1, k_timeout);
+        const QStringList files = exported.first().first().toStringList();
         QVERIFY(files.size() >= 6);  // 3 overlays + composite + report.json + figures.csv
         for (const QString& f : files) QVERIFY2(QFileInfo(f).size() > 0, qPrintable(f));
         QFile report(QDir(dir).filePath("report.json"));
@@ -210,19 +222,21 @@ private slots:
             }
         QCOMPARE(pngs, 3);
         const QDateTime stamp = QFileInfo(QDir(dir).filePath("report.json")).lastModified();
-        bool refused = false;
-        try {
-            w.exportTo(dir, false);
-        } catch (const std::exception&) {
-            refused = true;
-        }
-        QVERIFY(refused);
+        QVERIFY(w.exportTo(dir, false));
+        QTRY_VERIFY_WITH_TIMEOUT(exportErrors.count() == 1, k_timeout);  // refused: the files exist
+        const QString refusal = exportErrors.first().first().toString();
+        QVERIFY2(refusal.contains("already exists") && !refusal.contains('\n'), qPrintable(refusal));
+        QCOMPARE(errors.count(), 1);
+        QCOMPARE(exported.count(), 1);
         QCOMPARE(QFileInfo(QDir(dir).filePath("report.json")).lastModified(), stamp);
-        QCOMPARE(w.exportTo(dir, true).size(), files.size());
+        QVERIFY(w.exportTo(dir, true));
+        QTRY_VERIFY_WITH_TIMEOUT(exported.count() == 2, k_timeout);
+        QCOMPARE(exported.last().first().toStringList().size(), files.size());
+        for (QMessageBox* box : w.findChildren<QMessageBox*>("errorBox")) box->close();
 
         // --- errors keep the window usable ---
         w.openImage(m_tmp.filePath("does-not-exist.png"));
-        QCOMPARE(errors.count(), 1);
+        QCOMPARE(errors.count(), 2);
         QVERIFY(w.hasResults());  // the previous comparison is still there
     }
 
@@ -326,17 +340,26 @@ private slots:
         QVERIFY(w.lastRunMs() >= 1);
         w.setAutoRunThresholdMs(1);  // the last run took longer than that
 
+        QVERIFY(!w.runState()->autoRunAllowed());
+
         QSignalSpy started(w.engine(), &EngineController::started);
         QSignalSpy previews(&w, &MainWindow::previewUpdated);
+        QSignalSpy autoRuns(w.runState(), &RunState::autoRunDue);
         QSlider* slider = w.ratioSlider();
         for (int i = 0; i < 20; ++i) {
             slider->setSliderDown(true);
             slider->setValue(300 + 25 * i);
             slider->setSliderDown(false);  // released: sliderReleased
+            QVERIFY(!w.runState()->autoRunPending());
         }
         QTRY_VERIFY_WITH_TIMEOUT(w.resultFor("dart") && w.resultFor("dart")->budget == 4, k_timeout);  // R=0.775: round(16 * 0.225)
+        // the spin box (keyboard, setRatio) is the other way to move R: no generation either
+        for (int i = 0; i < 20; ++i) w.setRatio(0.3 + 0.02 * i);
+        w.setRatio(0.775);
         QTest::qWait(1500);  // well past the 600 ms debounce of automatic runs
         for (const QList<QVariant>& s : started) QVERIFY2(s.at(1).toString() != "run", "a slider move generated");
+        QCOMPARE(autoRuns.count(), 0);
+        QTRY_VERIFY_WITH_TIMEOUT(w.resultFor("dart") && w.resultFor("dart")->budget == 4, k_timeout);
         QVERIFY(previews.count() >= 1);
         QCOMPARE(done.count(), 1);
         QVERIFY(!w.hasResults());
@@ -427,6 +450,119 @@ private slots:
         QTRY_VERIFY_WITH_TIMEOUT(done.count() == 1 && w.hasResults(), k_timeout);
         QVERIFY(!w.runFor("none")->cancelled);
         QCOMPARE(w.figureModel()->rowCount(), 3);
+    }
+
+    // The columns' pictures are drawn on the renderer's thread, never the GUI's, and a picture
+    // superseded by a newer request never reaches the screen, even when it finishes later.
+    void picturesAreDrawnOffTheGuiThread() {
+        MainWindowOptions opts;
+        opts.restoreSettings = false;
+        opts.openDemoIfFirstStart = false;
+        MainWindow w(opts);
+        w.show();
+        QSignalSpy ready(&w, &MainWindow::modelReady);
+        QSignalSpy previews(&w, &MainWindow::previewUpdated);
+        w.openImage(m_image);
+        w.loadModel(m_model);
+        QTRY_VERIFY_WITH_TIMEOUT(ready.count() == 1 && previews.count() >= 1, k_timeout);
+        QTRY_VERIFY_WITH_TIMEOUT(!w.renderer()->busy(), k_timeout);
+        OverlayView* view = w.column("dart")->view();
+        const QImage kept = view->image();
+        QVERIFY(!kept.isNull());
+
+        // what the hook saw, written on the renderer's thread
+        struct Seen {
+            QMutex mutex;
+            QList<quint64> generations;
+            int onGui = 0;
+            QList<quint64> get() {
+                QMutexLocker lock(&mutex);
+                return generations;
+            }
+        };
+        QThread* const gui = QThread::currentThread();
+        auto seen = std::make_shared<Seen>();
+        auto gate = std::make_shared<QSemaphore>(0);
+        // a failing check returns early: open the gate anyway, or the renderer never finishes
+        struct OpenGate {
+            std::shared_ptr<QSemaphore> gate;
+            ~OpenGate() { gate->release(); }
+        } openGate{gate};
+        const quint64 first = w.renderer()->latestGeneration() + 1;
+        w.renderer()->setRenderHook([gui, seen, gate, first](quint64 gen) {
+            {
+                QMutexLocker lock(&seen->mutex);
+                seen->generations << gen;
+                if (QThread::currentThread() == gui) ++seen->onGui;
+            }
+            if (gen == first) gate->acquire();  // the first drawing finishes only after newer requests
+        });
+        QSignalSpy frames(w.renderer(), &OverlayRenderer::framesReady);
+        w.setOverlayMode("dup");  // drawn, held at the gate
+        QTRY_VERIFY_WITH_TIMEOUT(seen->get().size() == 1, k_timeout);
+        w.setOverlayMode("fastv");  // waits behind it, then superseded by the next
+        w.setOverlayMode("kept");
+        QVERIFY(w.renderer()->busy());
+        QCOMPARE(view->image(), kept);  // the GUI thread went on; nothing shown yet
+        gate->release();
+        QTRY_VERIFY_WITH_TIMEOUT(!w.renderer()->busy(), k_timeout);
+        QTest::qWait(50);
+        QCOMPARE(seen->onGui, 0);
+        QCOMPARE(seen->get(), (QList<quint64>{first, first + 2}));  // the middle request was never drawn
+        QCOMPARE(frames.count(), 1);                              // the first one was dropped
+        QCOMPARE(frames.first().first().toULongLong(), first + 2);
+        QCOMPARE(view->image(), kept);
+        w.renderer()->setRenderHook({});
+    }
+
+    // An export that fails (its directory cannot be made) says so in one line and the window
+    // keeps working: the slider still previews and a later export succeeds.
+    void exportErrorLeavesWindowUsable() {
+        MainWindowOptions opts;
+        opts.restoreSettings = false;
+        opts.openDemoIfFirstStart = false;
+        MainWindow w(opts);
+        w.show();
+        QSignalSpy ready(&w, &MainWindow::modelReady);
+        QSignalSpy done(&w, &MainWindow::runCompleted);
+        QSignalSpy errors(&w, &MainWindow::errorShown);
+        QSignalSpy exported(&w, &MainWindow::exportFinished);
+        QSignalSpy exportErrors(&w, &MainWindow::exportFailed);
+        w.openImage(m_image);
+        w.loadModel(m_model);
+        QTRY_VERIFY_WITH_TIMEOUT(ready.count() == 1, k_timeout);
+        QVERIFY(!w.exportTo(m_tmp.filePath("nothing"), false));  // no run yet: said at once
+        QCOMPARE(errors.count(), 1);
+        QVERIFY(errors.first().first().toString().startsWith("Nothing to export"));
+        w.runNow();
+        QTRY_VERIFY_WITH_TIMEOUT(done.count() == 1 && w.hasResults(), k_timeout);
+
+        // a directory inside a file cannot be made
+        const QString bad = m_image + "/export";
+        QVERIFY(w.exportTo(bad, false));
+        QTRY_VERIFY_WITH_TIMEOUT(exportErrors.count() == 1, k_timeout);
+        const QString summary = exportErrors.first().first().toString();
+        QVERIFY2(!summary.isEmpty() && !summary.contains('\n'), qPrintable(summary));
+        QCOMPARE(errors.count(), 2);
+        QCOMPARE(errors.last().first().toString(), summary);
+        QCOMPARE(exported.count(), 0);
+        bool boxShown = false;
+        for (QMessageBox* box : w.findChildren<QMessageBox*>("errorBox")) {
+            boxShown |= box->text() == summary;
+            box->close();
+        }
+        QVERIFY(boxShown);
+
+        // still usable: the slider previews, the results stay, a good export works
+        QVERIFY(w.hasResults());
+        QSignalSpy previews(&w, &MainWindow::previewUpdated);
+        w.setRatio(0.5);
+        QTRY_VERIFY_WITH_TIMEOUT(previews.count() >= 1 && w.resultFor("dart")->budget == 8, k_timeout);
+        QTemporaryDir out;
+        QVERIFY(w.exportTo(out.filePath("good"), false));
+        QTRY_VERIFY_WITH_TIMEOUT(exported.count() == 1, k_timeout);
+        QVERIFY(QFileInfo(out.filePath("good/report.json")).size() > 0);
+        QCOMPARE(exportErrors.count(), 1);
     }
 
     // An error is one line saying what to do, the engine's message behind "Show Details...", and
