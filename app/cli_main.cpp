@@ -18,16 +18,16 @@
 #include <sstream>
 
 #include "core/api.h"
-#include "core/bench.h"
+#include "core/analysis/bench.h"
 #include "core/common.h"
-#include "core/eval.h"
-#include "core/export.h"
-#include "core/make_model.h"
-#include "core/npy.h"
-#include "core/overlay.h"
-#include "core/report.h"
-#include "core/scenes.h"
-#include "core/tokenizer.h"
+#include "core/analysis/eval.h"
+#include "core/render/export.h"
+#include "core/model/make_model.h"
+#include "core/io/npy.h"
+#include "core/render/overlay.h"
+#include "core/analysis/report.h"
+#include "core/scenes/scenes.h"
+#include "core/io/tokenizer.h"
 
 #include <nlohmann/json.hpp>
 
@@ -305,14 +305,18 @@ int main(int argc, char** argv) {
         ->required();
     scenes->add_option("--size", scenes_size, "image size WIDTHxHEIGHT")->default_val("448x336");
     scenes->add_flag("--overwrite", sa.overwrite, "replace earlier outputs in a non-empty --out");
+    scenes->add_flag("--masks", sa.masks, "also write scene_NNNNNN_mask.png: per pixel 1 + the index of the visible object, 0 background");
 
     dl::EvalArgs ea;
     CLI::App* eval = app.add_subcommand("eval", "answer a question file with every method and budget, and score it");
-    eval->add_option("--task", ea.task, "pope | scenes (the scene world's questions_other.jsonl)");
+    eval->add_option("--task", ea.task, "pope | scenes (the scene world's questions_other.jsonl) | chair (captions)");
     eval->add_option("--questions", ea.questions, "question file (JSON lines)");
     eval->add_option("--images", ea.images, "image directory (default: the question file's directory)");
     eval->add_option("--annotations", ea.annotations,
-                     "pope: directory of coco_pope_<category>.json labels, for files without labels");
+                     "pope: directory of coco_pope_<category>.json labels, for files without labels; "
+                     "chair: COCO-format instances file (e.g. instances_val2014.json, or a scene set's instances.json)");
+    eval->add_option("--prompt", ea.prompt, "chair: the caption request (unless the --questions file has a text)")
+        ->default_val(ea.prompt);
     eval->add_option("-m,--model", ea.model_dir, "llava-hf model directory");
     eval->add_option("--method", ea.methods, "comma list: none,dart,fastv,random")->default_val("none,dart,fastv");
     eval->add_option("--keep", ea.keep, "budgets: 64,128,192 or 64-192+64");
@@ -328,8 +332,8 @@ int main(int argc, char** argv) {
     eval->add_option("--device", ea.device, "auto|cpu|cuda|cuda:N")->default_val("auto");
     eval->add_option("--dtype", ea.dtype, "auto|f32|bf16|f16")->default_val("auto");
     eval->add_option("-t,--threads", ea.threads, "threads (0 = all cores)")->default_val(0);
-    eval->add_option("--vocabulary", ea.vocabulary, "scenes task, describe: scenes | coco | CHAIR synonyms file")
-        ->default_val("scenes");
+    eval->add_option("--vocabulary,--synonyms", ea.vocabulary,
+                     "object words: scenes | coco | a CHAIR synonyms file (scenes describe: default scenes; chair: required)");
     eval->add_option("--out", ea.out_dir, "output directory: samples_*.jsonl, results.json/.csv/.md");
 
     std::vector<std::string> merge_dirs;

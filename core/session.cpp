@@ -10,7 +10,7 @@
 // reads another x_K from the trunk. Timings of a cached run add the per-layer times measured when
 // the trunk was built, so they report what a cold run costs; `run(..., use_prefix_cache=false)`
 // recomputes everything from the pixels and times it (what `bench` uses).
-#include "core/api.h"
+#include "core/session.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,18 +19,18 @@
 
 #include <chrono>
 
-#include "core/attention.h"
+#include "core/model/attention.h"
 #include "core/common.h"
-#include "core/config.h"
-#include "core/flops.h"
-#include "core/generate.h"
-#include "core/image.h"
-#include "core/llama.h"
-#include "core/llava.h"
+#include "core/io/config.h"
+#include "core/analysis/flops.h"
+#include "core/model/generate.h"
+#include "core/io/image.h"
+#include "core/model/llama.h"
+#include "core/model/llava.h"
 #include "core/progress.h"
-#include "core/prompt.h"
+#include "core/model/prompt.h"
 #include "core/pruning/pruner.h"
-#include "core/tokenizer.h"
+#include "core/io/tokenizer.h"
 
 namespace dl {
 

@@ -4,7 +4,7 @@
 // Clicking a point lists that method and budget's questions with every method's answer at that
 // budget; double-clicking a question opens its picture and question in the explorer.
 //
-// The data come from the samples files alone (core/eval.h: eval_sample_from_json, eval_metrics),
+// The data come from the samples files alone (core/analysis/eval.h: eval_sample_from_json, eval_metrics),
 // so the view shows what `results.json` shows and needs no torch header.
 #pragma once
 
@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "core/eval.h"
+#include "core/analysis/eval.h"
 
 class QChartView;
 class QComboBox;

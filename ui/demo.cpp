@@ -10,10 +10,10 @@
 #include <QStandardPaths>
 #include <exception>
 
-#include "core/scenes.h"
+#include "core/scenes/scenes.h"
 
-#if __has_include("core/make_model.h")
-#include "core/make_model.h"
+#if __has_include("core/model/make_model.h")
+#include "core/model/make_model.h"
 #define DARTLENS_HAVE_MAKE_MODEL 1
 #endif
 

@@ -6,8 +6,8 @@
 
 #include <stdexcept>
 
-#include "core/export.h"
-#include "core/report.h"
+#include "core/render/export.h"
+#include "core/analysis/report.h"
 
 namespace dlui {
 

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "core/api.h"
-#include "core/overlay.h"
+#include "core/render/overlay.h"
 
 namespace dlui {
 

@@ -43,8 +43,8 @@
 #include <QVBoxLayout>
 #include <QtConcurrent/QtConcurrentRun>
 
-#include "core/export.h"
-#include "core/overlay.h"
+#include "core/render/export.h"
+#include "core/render/overlay.h"
 #include "ui/answer_analysis.h"
 #include "ui/benchmark_view.h"
 #include "ui/demo.h"

@@ -21,7 +21,7 @@
 #include <memory>
 
 #include "core/api.h"
-#include "core/overlay.h"
+#include "core/render/overlay.h"
 #include "ui/figuremodel.h"
 
 class QCheckBox;

@@ -18,7 +18,7 @@
 #include <memory>
 
 #include "core/api.h"
-#include "core/overlay.h"
+#include "core/render/overlay.h"
 
 template <typename T>
 class QFutureWatcher;

@@ -7,7 +7,7 @@
 #include <cmath>
 #include <vector>
 
-#include "core/attention.h"
+#include "core/model/attention.h"
 #include "core/common.h"
 
 namespace {

@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "core/npy.h"
+#include "core/io/npy.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;

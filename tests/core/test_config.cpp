@@ -6,8 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/common.h"
-#include "core/config.h"
-#include "core/json_util.h"
+#include "core/io/config.h"
+#include "core/io/json_util.h"
 #include "test_util.h"
 
 using dltest::read_file;

@@ -1,4 +1,4 @@
-// Batch evaluation (core/eval.h): POPE and scene metrics against hand computations written out
+// Batch evaluation (core/analysis/eval.h): POPE and scene metrics against hand computations written out
 // here, LLaVA's eval_pope.py answer rule on tricky strings, and `dartlens-cli eval` / `eval-merge`
 // end to end on a random-weight model: files, rows, shards merged == one run, --resume, SIGINT and
 // one-line errors.
@@ -12,10 +12,10 @@
 #include <sstream>
 
 #include "core/common.h"
-#include "core/eval.h"
-#include "core/make_model.h"
-#include "core/objects.h"
-#include "core/scenes.h"
+#include "core/analysis/eval.h"
+#include "core/model/make_model.h"
+#include "core/scenes/objects.h"
+#include "core/scenes/scenes.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -197,6 +197,53 @@ TEST(Eval, ScenesMetricsMatchHandComputation) {
     EXPECT_EQ(back.pred_objects, s[0].pred_objects);
     EXPECT_EQ(back.label_objects, s[0].label_objects);
     EXPECT_EQ(back.reference, "There is a red car and a yellow house.");
+}
+
+TEST(Eval, ChairMetricsMatchHandComputation) {
+    const dl::ObjectVocabulary& vocab = dl::ObjectVocabulary::builtin("scenes");
+    auto chair_sample = [&](int index, const std::string& caption, const std::string& truth) {
+        dl::EvalSample s;
+        s.index = index;
+        s.question_id = std::to_string(index);
+        s.task = "chair";
+        s.split = "all";
+        s.method = "fastv";
+        s.budget = 64;
+        s.answer = caption;
+        dl::eval_score(s, truth, &vocab);
+        return s;
+    };
+    std::vector<dl::EvalSample> s = {
+        // mentions: car, dog, car (a repeat counts again); truth {car, house}: one hallucinated mention.
+        chair_sample(0, "A red car next to a dog. The car is parked.", "car|house"),
+        // mentions: cats, kitten -> cat, cat; truth {cat}: none hallucinated.
+        chair_sample(1, "Two cats and a kitten.", "cat"),
+        // mentions: puppies -> dog, people -> person; truth {tree}: both hallucinated.
+        chair_sample(2, "Puppies and people.", "tree"),
+        // no mention at all; truth {sun, cloud}.
+        chair_sample(3, "A nice day.", "sun|cloud"),
+    };
+    EXPECT_EQ(s[0].pred_objects, (std::vector<std::string>{"car", "dog", "car"}));
+    EXPECT_EQ(s[0].label_objects, (std::vector<std::string>{"car", "house"}));
+    EXPECT_EQ(s[2].pred_objects, (std::vector<std::string>{"dog", "person"}));
+    EXPECT_EQ(s[3].label_objects, (std::vector<std::string>{"cloud", "sun"}));
+    const std::vector<dl::EvalRow> rows = dl::eval_metrics(s);
+    ASSERT_EQ(rows.size(), 1u);
+    const dl::EvalRow& r = rows[0];
+    EXPECT_EQ(r.n, 4);
+    // CHAIR_s: captions 0 and 2 hallucinate -> 2/4. CHAIR_i: mentions 3 + 2 + 2 + 0 = 7, hallucinated
+    // 1 + 0 + 2 = 3 -> 3/7. Recall: annotated 2 + 1 + 1 + 2 = 6, mentioned car, cat -> 2/6.
+    EXPECT_EQ(s[1].pred_objects, (std::vector<std::string>{"cat", "cat"}));
+    EXPECT_DOUBLE_EQ(r.metric("chair_s"), 0.5);
+    EXPECT_DOUBLE_EQ(r.metric("chair_i"), 3.0 / 7);
+    EXPECT_DOUBLE_EQ(r.metric("chair_recall"), 2.0 / 6);
+    const dl::EvalSample back = dl::eval_sample_from_json(dl::eval_sample_to_json(s[0]), "test");
+    EXPECT_EQ(back.pred_objects, s[0].pred_objects);
+    EXPECT_EQ(back.label_objects, s[0].label_objects);
+    EXPECT_THROW(dl::eval_sample_from_json(R"({"index":0,"question_id":1,"task":"chair","split":"all","method":"none",)"
+                                           R"("budget":16,"answer":"x","pred":"car","label":"car","kept_count":16})",
+                                           "t.jsonl:1"),
+                 dl::Error);
 }
 
 TEST(Eval, ShardParsing) {
@@ -457,6 +504,59 @@ TEST(EvalCli, ScenesTaskScoresShortAnswersAndDescriptions) {
     EXPECT_TRUE(splits.count("describe") && splits.count("color") && splits.count("count")) << out;
     for (const json& s : read_jsonl(dir + "/samples_scenes_none_16.jsonl"))
         if (s["split"] == "describe") EXPECT_TRUE(s["label"].is_array() && !s["label"].empty()) << s.dump();
+}
+
+// CHAIR end to end on the scene world's own pair: the set's instances.json and the shipped
+// synonyms file; labels are the scenes' classes, recomputed here from scenes.jsonl.
+TEST(EvalCli, ChairTaskCaptionsEveryAnnotatedImage) {
+    const World& w = world();
+    const std::string dir = dltest::scratch_dir("eval-chair") + "/out";
+    const std::string synonyms = dltest::source_dir() + "/resources/chair/scenes_synonyms.txt";
+    std::string out;
+    ASSERT_EQ(dltest::run_command(cli() + " eval --task chair --annotations " + w.scenes + "/instances.json --images " +
+                                      w.scenes + " --synonyms " + synonyms + " -m " + w.model +
+                                      " --method none,dart --keep 8 -n 4 -t 1 --out " + dir,
+                                  &out),
+              0)
+        << out;
+    const std::vector<json> scenes = read_jsonl(w.scenes + "/scenes.jsonl");
+    for (const char* file : {"samples_chair_none_16.jsonl", "samples_chair_dart_8.jsonl"}) {
+        const std::vector<json> samples = read_jsonl(dir + "/" + file);
+        ASSERT_EQ(samples.size(), scenes.size()) << file;
+        for (size_t i = 0; i < samples.size(); ++i) {
+            std::set<std::string> truth;
+            for (const json& o : scenes[i]["objects"]) truth.insert(o["class"].get<std::string>());
+            EXPECT_EQ(samples[i]["label"].get<std::vector<std::string>>(),
+                      std::vector<std::string>(truth.begin(), truth.end()))
+                << file << " " << i;
+            EXPECT_EQ(samples[i]["question"], "Please describe this image in detail.");
+            EXPECT_EQ(samples[i]["question_id"], int(i) + 1);
+        }
+    }
+    const json results = json::parse(dltest::read_file(dir + "/results.json"));
+    ASSERT_EQ(results["rows"].size(), 2u);
+    for (const json& row : results["rows"]) {
+        EXPECT_EQ(row["task"], "chair");
+        for (const char* m : {"chair_s", "chair_i", "chair_recall"}) {
+            ASSERT_TRUE(row.contains(m)) << row.dump();
+            EXPECT_GE(row[m].get<double>(), 0.0);
+            EXPECT_LE(row[m].get<double>(), 1.0);
+        }
+    }
+    // Without a synonyms file, or with a broken annotations file, one line names what is missing.
+    EXPECT_NE(dltest::run_command(cli() + " eval --task chair --annotations " + w.scenes + "/instances.json --images " +
+                                      w.scenes + " -m " + w.model + " --method none --out " + dir + "2",
+                                  &out),
+              0);
+    EXPECT_NE(out.find("--synonyms"), std::string::npos) << out;
+    const std::string bad = dltest::scratch_dir("eval-chair") + "/bad.json";
+    dltest::write_file(bad, R"({"images": [{"id": 1, "file_name": "scene_000000.png"}], "annotations": [{"image_id": 1,)"
+                            R"( "category_id": 99}], "categories": []})");
+    EXPECT_NE(dltest::run_command(cli() + " eval --task chair --annotations " + bad + " --images " + w.scenes +
+                                      " --synonyms " + synonyms + " -m " + w.model + " --method none --out " + dir + "3",
+                                  &out),
+              0);
+    EXPECT_NE(out.find("bad.json: annotations[0]: no category with id 99"), std::string::npos) << out;
 }
 
 // The message of the dl::Error that run_eval throws, checked to be one line.

@@ -8,8 +8,8 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "core/common.h"
-#include "core/export.h"
-#include "core/image.h"
+#include "core/render/export.h"
+#include "core/io/image.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;

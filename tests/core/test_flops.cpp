@@ -2,10 +2,10 @@
 // parser (llama-bench syntax).
 #include <gtest/gtest.h>
 
-#include "core/bench.h"
+#include "core/analysis/bench.h"
 #include "core/common.h"
-#include "core/config.h"
-#include "core/flops.h"
+#include "core/io/config.h"
+#include "core/analysis/flops.h"
 
 namespace {
 

@@ -14,14 +14,14 @@
 #include <memory>
 #include <vector>
 
-#include "core/attention.h"
+#include "core/model/attention.h"
 #include "core/common.h"
-#include "core/generate.h"
-#include "core/llama.h"
-#include "core/llava.h"
-#include "core/npy.h"
-#include "core/safetensors.h"
-#include "core/vision.h"
+#include "core/model/generate.h"
+#include "core/model/llama.h"
+#include "core/model/llava.h"
+#include "core/io/npy.h"
+#include "core/io/safetensors.h"
+#include "core/model/vision.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;

@@ -12,7 +12,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "core/common.h"
-#include "core/image.h"
+#include "core/io/image.h"
 #include "test_util.h"
 
 namespace {

@@ -8,10 +8,10 @@
 #include <vector>
 
 #include "core/common.h"
-#include "core/generate.h"
-#include "core/llama.h"
-#include "core/llava.h"
-#include "core/npy.h"
+#include "core/model/generate.h"
+#include "core/model/llama.h"
+#include "core/model/llava.h"
+#include "core/io/npy.h"
 #include "test_util.h"
 
 namespace {

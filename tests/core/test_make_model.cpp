@@ -14,11 +14,11 @@
 #include <sstream>
 
 #include "core/common.h"
-#include "core/config.h"
-#include "core/make_model.h"
-#include "core/safetensors.h"
-#include "core/tokenizer.h"
-#include "core/weights.h"
+#include "core/io/config.h"
+#include "core/model/make_model.h"
+#include "core/io/safetensors.h"
+#include "core/io/tokenizer.h"
+#include "core/io/weights.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;

@@ -5,8 +5,8 @@
 #include <filesystem>
 
 #include "core/common.h"
-#include "core/npy.h"
-#include "core/safetensors.h"
+#include "core/io/npy.h"
+#include "core/io/safetensors.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;

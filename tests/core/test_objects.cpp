@@ -1,9 +1,9 @@
-// Object vocabularies (core/objects.h): the scene world's words, CHAIR synonyms files (and their
+// Object vocabularies (core/scenes/objects.h): the scene world's words, CHAIR synonyms files (and their
 // corrupt forms), set scores by hand, and a scene's ground truth found beside its picture.
 #include <gtest/gtest.h>
 
 #include "core/common.h"
-#include "core/objects.h"
+#include "core/scenes/objects.h"
 #include "test_util.h"
 
 namespace {
@@ -13,7 +13,7 @@ using Set = std::set<std::string>;
 
 TEST(Objects, SceneWorldDescribeSentences) {
     const ObjectVocabulary& v = ObjectVocabulary::scenes();
-    // The generator's own wording (core/scenes.cpp scene_describe), plurals and irregulars.
+    // The generator's own wording (core/scenes/scenes.cpp scene_describe), plurals and irregulars.
     EXPECT_EQ(v.objects_in("There is a pink bird, a white sun, a black sun and a brown bird."),
               (Set{"bird", "sun"}));
     EXPECT_EQ(v.objects_in("There are two red houses, three people, two fish and an orange umbrella."),

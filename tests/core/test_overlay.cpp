@@ -8,8 +8,8 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "core/common.h"
-#include "core/image.h"
-#include "core/overlay.h"
+#include "core/io/image.h"
+#include "core/render/overlay.h"
 #include "test_util.h"
 
 namespace {

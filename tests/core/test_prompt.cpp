@@ -6,8 +6,8 @@
 #include <sstream>
 
 #include "core/common.h"
-#include "core/prompt.h"
-#include "core/tokenizer.h"
+#include "core/model/prompt.h"
+#include "core/io/tokenizer.h"
 #include "test_util.h"
 
 namespace {

@@ -9,7 +9,7 @@
 #include <set>
 #include <string>
 
-#include "core/report.h"
+#include "core/analysis/report.h"
 
 namespace {
 

@@ -8,8 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/common.h"
-#include "core/npy.h"
-#include "core/safetensors.h"
+#include "core/io/npy.h"
+#include "core/io/safetensors.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;

@@ -19,14 +19,14 @@
 
 #include "core/api.h"
 #include "core/common.h"
-#include "core/generate.h"
-#include "core/image.h"
-#include "core/llama.h"
-#include "core/llava.h"
-#include "core/make_model.h"
+#include "core/model/generate.h"
+#include "core/io/image.h"
+#include "core/model/llama.h"
+#include "core/model/llava.h"
+#include "core/model/make_model.h"
 #include "core/pruning/pruner.h"
-#include "core/report.h"
-#include "core/safetensors.h"
+#include "core/analysis/report.h"
+#include "core/io/safetensors.h"
 #include "test_util.h"
 
 namespace {

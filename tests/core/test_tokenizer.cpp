@@ -16,7 +16,7 @@
 #include <thread>
 
 #include "core/common.h"
-#include "core/tokenizer.h"
+#include "core/io/tokenizer.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;

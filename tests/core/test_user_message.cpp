@@ -12,8 +12,8 @@
 
 #include "core/api.h"
 #include "core/common.h"
-#include "core/image.h"
-#include "core/make_model.h"
+#include "core/io/image.h"
+#include "core/model/make_model.h"
 #include "test_util.h"
 
 namespace {

@@ -8,9 +8,9 @@
 #include <sstream>
 
 #include "core/common.h"
-#include "core/config.h"
-#include "core/safetensors.h"
-#include "core/weights.h"
+#include "core/io/config.h"
+#include "core/io/safetensors.h"
+#include "core/io/weights.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;

@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/common.h"
-#include "core/config.h"
+#include "core/io/config.h"
 #include "fuzz_common.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -11,8 +11,8 @@
 
 #include "core/api.h"
 #include "core/common.h"
-#include "core/config.h"
-#include "core/image.h"
+#include "core/io/config.h"
+#include "core/io/image.h"
 #include "fuzz_common.h"
 
 namespace {

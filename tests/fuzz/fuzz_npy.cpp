@@ -5,7 +5,7 @@
 #include <cstring>
 
 #include "core/common.h"
-#include "core/npy.h"
+#include "core/io/npy.h"
 #include "fuzz_common.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -4,7 +4,7 @@
 #include <ATen/ATen.h>
 
 #include "core/common.h"
-#include "core/safetensors.h"
+#include "core/io/safetensors.h"
 #include "fuzz_common.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/common.h"
-#include "core/safetensors.h"
+#include "core/io/safetensors.h"
 #include "fuzz_common.h"
 
 namespace {

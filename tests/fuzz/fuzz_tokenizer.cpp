@@ -3,12 +3,12 @@
 // seed, as the model is loaded again on every run).
 // Input: up to three NUL-separated parts, written as added_tokens.json, tokenizer_config.json and
 // special_tokens_map.json; an absent or empty part means the file does not exist. (tokenizer.json
-// is not read by core/tokenizer.cpp.) A loaded tokenizer must then answer every query on its ids.
+// is not read by core/io/tokenizer.cpp.) A loaded tokenizer must then answer every query on its ids.
 #include <filesystem>
 #include <vector>
 
 #include "core/common.h"
-#include "core/tokenizer.h"
+#include "core/io/tokenizer.h"
 #include "fuzz_common.h"
 
 namespace {

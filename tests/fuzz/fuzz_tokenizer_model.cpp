@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "core/common.h"
-#include "core/tokenizer.h"
+#include "core/io/tokenizer.h"
 #include "fuzz_common.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

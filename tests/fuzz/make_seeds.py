@@ -133,7 +133,7 @@ def seeds_tokenizer():
             shutil.copy(os.path.join(tmp, "m.model"), os.path.join(model_dir, "seed-" + name + ".model"))
     # fuzz_tokenizer: added_tokens.json \0 tokenizer_config.json \0 special_tokens_map.json, next to
     # seed-unigram120.model. Added ids follow its n pieces without gaps (n, n+1, ...), as
-    # core/tokenizer.cpp requires, so that the seeds load.
+    # core/io/tokenizer.cpp requires, so that the seeds load.
     vocab = subprocess.run(["spm_export_vocab", "--model=" + os.path.join(model_dir, "seed-unigram120.model")],
                            check=True, capture_output=True, text=True).stdout
     n = len(vocab.splitlines())

@@ -3,7 +3,7 @@
 
 Usage: symbolic_copy.py SOURCE.so DEST.so
 
-core/tokenizer.cpp dlopen()s the SentencePiece shim with RTLD_DEEPBIND so that the protobuf copy
+core/io/tokenizer.cpp dlopen()s the SentencePiece shim with RTLD_DEEPBIND so that the protobuf copy
 inside Debian's libsentencepiece.so.0 binds to itself rather than to LibTorch's libprotobuf. ASan
 refuses RTLD_DEEPBIND, and without it SentencePiece fails ("compiled against version 3.14.0 of the
 Protocol Buffer runtime") or crashes. DF_SYMBOLIC asks the dynamic linker for the same thing,

@@ -188,7 +188,7 @@ def spm_corpus():
 
 def train_spm(work, vocab_size=420):
     """tokenizer.model trained with the Python sentencepiece package; the options mirror
-    core/make_model.cpp's spm_train call (LLaMA's: BPE, byte fallback, split digits, identity
+    core/model/make_model.cpp's spm_train call (LLaMA's: BPE, byte fallback, split digits, identity
     normalisation, dummy prefix, whitespace kept)."""
     import sentencepiece as spm
     os.makedirs(work, exist_ok=True)

@@ -6,7 +6,7 @@
 #include <QStandardPaths>
 #include <QTemporaryDir>
 
-#include "core/make_model.h"
+#include "core/model/make_model.h"
 #include "ui/demo.h"
 #include "ui/mainwindow.h"
 #include "ui/methodcolumn.h"

@@ -9,7 +9,7 @@
 
 #include <fstream>
 
-#include "core/eval.h"
+#include "core/analysis/eval.h"
 #include "ui/benchmark_view.h"
 
 using namespace dlui;

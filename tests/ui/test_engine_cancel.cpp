@@ -14,7 +14,7 @@
 #include <algorithm>
 #include <memory>
 
-#include "core/make_model.h"
+#include "core/model/make_model.h"
 #include "ui/enginecontroller.h"
 
 using namespace dlui;

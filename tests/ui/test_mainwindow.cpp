@@ -27,7 +27,7 @@
 #include <QSpinBox>
 #include <QStackedBarSeries>
 
-#include "core/make_model.h"
+#include "core/model/make_model.h"
 #include "ui/enginecontroller.h"
 #include "ui/figuremodel.h"
 #include "ui/mainwindow.h"

@@ -4,7 +4,7 @@ head's and the align cosines' argmax against patch_labels (class of object patch
 colour, centre patches found, classes of the scene found on at least one patch).
 
 Usage: probe_patches.py WORK STATE SCENES_DIR [N]   (WORK holds tokenizer.model; SCENES_DIR is a
-`dartlens-cli scenes --size 336x336` output with a held-out seed, e.g. 4242)
+`dartlens-cli scenes --size 336x336 --masks` output with a held-out seed, e.g. 4242)
 """
 import json
 import os
@@ -35,6 +35,7 @@ ct, kt = (F.normalize(t.float(), dim=-1) for t in orc.tables())
 acc = {k: [] for k in ("aux_cls_obj", "aux_cls_bg", "aux_col_obj", "aln_cls_obj", "aln_cls_bg", "aln_col_obj", "ctr_recall", "present_any")}
 with torch.no_grad():
     for s in scenes:
+        s["mask"] = T.load_mask(d, s)
         c, k, z = (torch.from_numpy(a) for a in T.patch_labels(s, r["size"], 14))
         px = np.asarray(Image.open(os.path.join(d, s["image"])).convert("RGB"))[None]
         proj = llava.get_image_features(pixel_values=T.to_pixel_values(px), vision_feature_layer=-1,

@@ -46,20 +46,25 @@ import time
 
 RECIPE = {
     "train_seed_base": 100000,     # scene set seeds 100000, 100001, ... (held-out sets use seeds < 1000)
-    "chunk": 2000,                 # scenes per generated set
+    "chunk": 2000,                 # scenes per generated set (written with --masks)
     "size": 336,                   # scenes are 336x336: the processor's resize and crop are identities
     # Three stages (see Oracle): A the decoder on clean image tokens made from the ground truth,
     # B the vision tower + projector learn to produce those tokens, C everything from pixels.
+    # Stage k reads the scene sets train_seed_base + 1000 k + j (j = 0, 1, ...). A and B are
+    # independent (B learns patch labels, not A's tokens), so they may run side by side
+    # (--only 0 and --only 1, one thread each); P and C need both.
     "stages": [
         {"kind": "oracle", "steps": 700, "batch": 8, "lr": 1.5e-3, "warmup": 100, "noise": 0.3},
-        {"kind": "vision", "steps": 2000, "batch": 8, "lr": 1.5e-3, "warmup": 100},
-        {"kind": "joint", "steps": 1800, "batch": 8, "lr": 5e-4, "warmup": 50},
+        {"kind": "vision", "steps": 2500, "batch": 8, "lr": 1.5e-3, "warmup": 100},
+        {"kind": "project", "steps": 300, "batch": 8, "lr": 1.5e-3, "warmup": 30},
+        {"kind": "joint", "steps": 1200, "batch": 8, "lr": 5e-4, "warmup": 50},
     ],
+    "label_cover": 0.25,           # a patch is an object's when >= this fraction of its pixels show it
     "oracle_tied": True,
     "weight_decay": 0.05,
     "seed": 1,
     "spm_vocab": 1000,
-    "vision": dict(hidden_size=128, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4),
+    "vision": dict(hidden_size=128, intermediate_size=512, num_hidden_layers=6, num_attention_heads=4),
     "text": dict(hidden_size=192, intermediate_size=512, num_hidden_layers=4, num_attention_heads=3,
                  num_key_value_heads=3),
 }
@@ -88,7 +93,7 @@ def article(w):
 
 
 def describe(objects):
-    """The describe answer as core/scenes.cpp words it, groups in a fixed order (class, then
+    """The describe answer as core/scenes/scenes.cpp words it, groups in a fixed order (class, then
     colour, in the order of CLASSES and COLORS), so the next group follows from the set of objects
     and what was said; the evaluation is order-free."""
     groups = {}
@@ -172,7 +177,7 @@ def train_spm(work, vocab_size):
     corpus = os.path.join(work, "spm_corpus.txt")
     with open(corpus, "w", encoding="utf-8") as f:
         f.write(spm_corpus())
-    # LLaMA's options (as core/make_model.cpp and tests/hf): BPE, byte fallback, split digits.
+    # LLaMA's options (as core/model/make_model.cpp and tests/hf): BPE, byte fallback, split digits.
     spm.SentencePieceTrainer.train(
         input=corpus, model_prefix=os.path.join(work, "tokenizer"), model_type="bpe", vocab_size=vocab_size,
         hard_vocab_limit=False, byte_fallback=True, split_digits=True, normalization_rule_name="identity",
@@ -254,26 +259,33 @@ def asked_class(q):
 class SceneStream:
     """Generates scene sets with dartlens-cli one chunk ahead of training, in a thread."""
 
-    def __init__(self, cli, work, recipe):
-        self.cli, self.work, self.r = cli, work, recipe
-        self.next_k = 0
+    def __init__(self, cli, work, recipe, base, first=0):
+        self.cli, self.work, self.r, self.base = cli, work, recipe, base
         self.pending = None
-        self._start(0)
+        self._start(first)
 
     def _dir(self, k):
-        return os.path.join(self.work, f"set{self.r['train_seed_base'] + k}")
+        return os.path.join(self.work, f"set{self.base + k}")
 
     def _gen(self, k):
         d = self._dir(k)
         if os.path.exists(os.path.join(d, "scenes.jsonl")):
             return
         size = self.r["size"]
-        subprocess.run([self.cli, "scenes", "--count", str(self.r["chunk"]), "--seed", str(self.r["train_seed_base"] + k),
-                        "--out", d, "--size", f"{size}x{size}", "--overwrite"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([self.cli, "scenes", "--count", str(self.r["chunk"]), "--seed", str(self.base + k),
+                        "--out", d, "--size", f"{size}x{size}", "--overwrite", "--masks"], check=True,
+                       stdout=subprocess.DEVNULL)
 
     def _start(self, k):
         self.pending = (k, threading.Thread(target=self._gen, args=(k,)))
         self.pending[1].start()
+
+    def close(self):
+        """Waits for the set generated ahead and removes it (the next stage reads its own sets)."""
+        k, th = self.pending
+        th.join()
+        if os.path.exists(self._dir(k)):
+            shutil.rmtree(self._dir(k))
 
     def next_chunk(self):
         import numpy as np
@@ -284,34 +296,51 @@ class SceneStream:
         d = self._dir(k)
         scenes = [json.loads(line) for line in open(os.path.join(d, "scenes.jsonl"))]
         pixels = np.stack([np.asarray(Image.open(os.path.join(d, s["image"])).convert("RGB")) for s in scenes])
+        for s in scenes:
+            s["mask"] = load_mask(d, s)
+        shutil.rmtree(d)  # in memory now; a resumed run generates the same set again
         return k, scenes, pixels
 
 
-def patch_labels(scene, size, patch=14):
-    """Per patch (row-major grid): class index + 1 and colour index + 1 of the last-drawn object
-    whose box covers the patch centre, 0 where none does; then each object's centre patch gets its
-    class and colour (in drawing order, so a small object no patch centre falls in is still there)
-    and the centre flag 1 (0 elsewhere)."""
+def load_mask(d, scene):
+    """The scene's owner map (scene_NNNNNN_mask.png of `dartlens-cli scenes --masks`): per pixel
+    1 + the index of the object visible there, 0 for background."""
     import numpy as np
+    from PIL import Image
+    return np.asarray(Image.open(os.path.join(d, scene["image"][:-4] + "_mask.png")))
+
+
+def patch_labels(scene, size, patch=14, cover=None):
+    """Per patch (row-major grid), from the scene's visible pixels (scene["mask"], the owner map):
+    class index + 1 and colour index + 1 of the object that shows on the most of the patch's pixels
+    when that is at least `cover` of them, 0 otherwise; and each object's centre patch, the patch
+    it covers most, nearest its visible pixels' centroid among equals, which gets the object's class
+    and colour (so a small object is always there) and the centre flag 1 (0 elsewhere)."""
+    import numpy as np
+    cover = RECIPE["label_cover"] if cover is None else cover
     g = size // patch
-    centre = np.arange(g) * patch + patch // 2
-    cls = np.zeros((g, g), dtype=np.int64)
-    col = np.zeros((g, g), dtype=np.int64)
-    ctr = np.zeros((g, g), dtype=np.int64)
-    for o in scene["objects"]:
-        x0, y0, x1, y1 = o["box"]
-        rows = (centre >= y0) & (centre < y1)
-        cols = (centre >= x0) & (centre < x1)
-        m = rows[:, None] & cols[None, :]
-        cls[m] = CLASSES.index(o["class"]) + 1
-        col[m] = COLORS.index(o["color"]) + 1
-    for o in scene["objects"]:
-        x0, y0, x1, y1 = o["box"]
-        i, j = min(g - 1, int((y0 + y1) / 2) // patch), min(g - 1, int((x0 + x1) / 2) // patch)
-        cls[i, j] = CLASSES.index(o["class"]) + 1
-        col[i, j] = COLORS.index(o["color"]) + 1
-        ctr[i, j] = 1
-    return cls.reshape(-1), col.reshape(-1), ctr.reshape(-1)
+    owner = scene["mask"].reshape(g, patch, g, patch).transpose(0, 2, 1, 3).reshape(g * g, patch * patch)
+    objs = scene["objects"]
+    cls = np.zeros(g * g, dtype=np.int64)
+    col = np.zeros(g * g, dtype=np.int64)
+    ctr = np.zeros(g * g, dtype=np.int64)
+    if not objs:
+        return cls, col, ctr
+    counts = np.stack([(owner == j + 1).sum(1) for j in range(len(objs))], 1)   # (g*g, objects)
+    best = counts.argmax(1)
+    take = counts.max(1) >= cover * patch * patch
+    ocls = np.array([CLASSES.index(o["class"]) + 1 for o in objs])
+    ocol = np.array([COLORS.index(o["color"]) + 1 for o in objs])
+    cls[take], col[take] = ocls[best[take]], ocol[best[take]]
+    rc = (np.arange(g) * patch + patch / 2)
+    for j in range(len(objs)):
+        ys, xs = np.nonzero(scene["mask"] == j + 1)
+        if len(ys) == 0:
+            continue
+        dist = np.hypot(rc[:, None] - ys.mean(), rc[None, :] - xs.mean()).reshape(-1)
+        c = int(np.argmax(counts[:, j] - 1e-3 * dist))
+        cls[c], col[c], ctr[c] = ocls[j], ocol[j], 1
+    return cls, col, ctr
 
 
 def to_pixel_values(batch_u8):
@@ -341,7 +370,28 @@ def build_model(recipe, sp_pieces, image_id, pad_id):
                          vision_feature_layer=-1, vision_feature_select_strategy="default",
                          image_seq_length=n_image, projector_hidden_act="gelu", pad_token_id=pad_id)
     torch.manual_seed(recipe["seed"])
-    return LlavaForConditionalGeneration(config)
+    model = LlavaForConditionalGeneration(config)
+    # The tower's position embeddings start as 2D sine-cosine (as MAE's), at the scale of the
+    # patch embeddings (std ~0.5): attention can tell near from far patches from the first step,
+    # which grouping an object's patches needs. They stay trainable.
+    emb = model.model.vision_tower.embeddings.position_embedding.weight
+    with torch.no_grad():
+        emb.copy_(sincos_2d(emb.shape[1], recipe["size"] // 14) * recipe.get("pos_init_scale", 0.7))
+    return model
+
+
+def sincos_2d(dim, grid):
+    """(1 + grid*grid, dim): row 0 (CLS) zeros, then per patch (row-major) sin/cos of its row in the
+    first half of the channels and of its column in the second, frequencies 1/10000^(2i/(dim/2))."""
+    import torch
+    q = dim // 4
+    omega = 1.0 / (10000 ** (torch.arange(q, dtype=torch.float64) / q))
+    pos = torch.arange(grid, dtype=torch.float64)
+    rows = torch.cat([torch.sin(pos[:, None] * omega), torch.cos(pos[:, None] * omega)], 1)   # (grid, dim/2)
+    r = rows[:, None, :].expand(grid, grid, dim // 2)
+    c = rows[None, :, :].expand(grid, grid, dim // 2)
+    table = torch.cat([r, c], -1).reshape(grid * grid, dim)
+    return torch.cat([torch.zeros(1, dim, dtype=torch.float64), table]).float()
 
 
 def collate(samples, pad_id):
@@ -459,21 +509,27 @@ def train(args):
     llava.multi_modal_projector.register_forward_hook(capture)
     print(f"params {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M, vocab {enc.n} pieces", flush=True)
 
-    ckpt = os.path.join(args.work, "train_state.pt")
+    only = args.only
+    if only is not None and os.path.exists(os.path.join(args.work, f"train_state_{stages[only]['kind']}.pt")):
+        print(f"stage {only} already done", flush=True)
+        return
+    ckpt = os.path.join(args.work, "train_state.pt" if only is None else f"train_state_only{only}.pt")
     st = torch.load(ckpt, weights_only=False) if os.path.exists(ckpt) else None
+    ends = {k: os.path.join(args.work, f"train_state_{k}.pt") for k in ("oracle", "vision")}
+    if st is None and only is None and all(os.path.exists(f) for f in ends.values()):
+        # stages A and B ran side by side (--only 0, --only 1): A's decoder and oracle, B's tower
+        a, b = (torch.load(ends[k], weights_only=False) for k in ("oracle", "vision"))
+        merged = {k: (b if k.startswith("model.vision_tower.") else a)["model"][k] for k in a["model"]}
+        st = {"model": merged, "aux": b["aux"], "probe": a["probe"], "oracle": a["oracle"], "stage": 2,
+              "stage_step": 0, "cursor": 0, "step": b["step"]}
+        print("merged the ends of stages A and B", flush=True)
     if st:
         model.load_state_dict(st["model"])
         aux.load_state_dict(st["aux"])
         probe.load_state_dict(st["probe"])
         oracle.load_state_dict(st["oracle"])
         print(f"resumed at stage {st['stage']} step {st['stage_step']}", flush=True)
-    stream = SceneStream(args.cli, args.work, r)
-    cursor = st["cursor"] if st else 0  # scenes consumed so far, over all stages (each scene once)
-    for _ in range(cursor // r["chunk"]):
-        stream.pending[1].join()
-        stream._start(stream.pending[0] + 1)
-    chunk = None
-    log = open(os.path.join(args.work, "train_log.jsonl"), "a")
+    log = open(os.path.join(args.work, "train_log.jsonl" if only is None else f"train_log_only{only}.jsonl"), "a")
     t0 = time.time()
     nc, nk = len(CLASSES) + 1, len(COLORS) + 1
 
@@ -485,9 +541,14 @@ def train(args):
         al = aux(captured.pop("f")).float()
         target = oracle(pcls, pcol, pctr).detach()
         mse = ((proj - target) ** 2).mean() / target.var()
-        dense = F.cross_entropy(al[..., :nc].reshape(-1, nc), pcls.reshape(-1)) + \
-            F.cross_entropy(al[..., nc:nc + nk].reshape(-1, nk), pcol.reshape(-1)) + \
-            F.cross_entropy(al[..., nc + nk:].reshape(-1, 2), pctr.reshape(-1))
+        # Balanced: object patches are ~12% of a picture, centre patches one per object, so the
+        # class loss averages object and background patches separately, colour is learnt on
+        # object patches only and a centre weighs as much as 20 other patches.
+        obj = pcls.reshape(-1) > 0
+        ce = F.cross_entropy(al[..., :nc].reshape(-1, nc), pcls.reshape(-1), reduction="none")
+        dense = ce[obj].mean() + 0.5 * ce[~obj].mean() + \
+            F.cross_entropy(al[..., nc:nc + nk].reshape(-1, nk)[obj], pcol.reshape(-1)[obj]) + \
+            F.cross_entropy(al[..., nc + nk:].reshape(-1, 2), pctr.reshape(-1), weight=torch.tensor([1.0, 20.0]))
         # align: each projected token's cosine with every class (colour) vector of the oracle, the
         # vectors that question words are matched against, as logits of the patch's class (colour).
         # MSE alone leaves the classes too close together for layer 0's exact-match head.
@@ -495,7 +556,8 @@ def train(args):
         pn = F.normalize(proj, dim=-1)
         align = F.cross_entropy((pn @ cls_t.T).reshape(-1, nc) / 0.1, pcls.reshape(-1)) + \
             F.cross_entropy((pn @ col_t.T).reshape(-1, nk) / 0.1, pcol.reshape(-1))
-        return proj, mse, dense, align
+        acc = (al[..., :nc].reshape(-1, nc).argmax(-1)[obj] == pcls.reshape(-1)[obj]).float().mean()
+        return proj, mse, dense, align, acc
 
     # Supervision of the decoder's first layer (training only), at the class word of a question
     # ("cat" in "Is there a cat in the image?"): head 0 is trained to attend to the image tokens of
@@ -558,15 +620,17 @@ def train(args):
         h = llava.language_model(inputs_embeds=emb, attention_mask=mask).last_hidden_state
         return lm_loss(model.lm_head(h), labels)
 
-    for si in range(st["stage"] if st else 0, len(stages)):
+    first = only if only is not None else (st["stage"] if st else 0)
+    for si in range(first, len(stages) if only is None else only + 1):
         S = stages[si]
         kind = S["kind"]
         if kind == "oracle":      # decoder + oracle tables, no pixels
             params = list(llava.language_model.parameters()) + list(model.lm_head.parameters()) + oracle.parameters() + \
                 list(probe.parameters())
-        elif kind == "vision":    # vision tower + projector (+ the dense head), to the frozen oracle's tokens
-            params = list(llava.vision_tower.parameters()) + list(llava.multi_modal_projector.parameters()) + \
-                list(aux.parameters())
+        elif kind == "vision":    # vision tower + the dense patch head: class, colour, centre per patch
+            params = list(llava.vision_tower.parameters()) + list(aux.parameters())
+        elif kind == "project":   # the projector, on the frozen tower, to the frozen oracle's tokens
+            params = list(llava.multi_modal_projector.parameters())
         else:                     # "joint": everything but the oracle, from pixels, LM loss + the stage-B losses
             params = list(model.parameters()) + list(aux.parameters()) + list(probe.parameters())
         for p in list(model.parameters()) + list(aux.parameters()) + oracle.parameters() + list(probe.parameters()):
@@ -577,11 +641,13 @@ def train(args):
         no_decay = [p for p in params if p.ndim < 2]
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": r["weight_decay"]},
                                  {"params": no_decay, "weight_decay": 0.0}], lr=S["lr"], betas=(0.9, 0.98))
-        step = 0
+        step, cursor = 0, 0  # cursor: scenes of this stage's sets consumed (each scene once)
         if st and st["stage"] == si:
-            step = st["stage_step"]
+            step, cursor = st["stage_step"], st["cursor"]
             if "opt" in st:
                 opt.load_state_dict(st["opt"])
+        stream = SceneStream(args.cli, args.work, r, r["train_seed_base"] + 1000 * si, cursor // r["chunk"])
+        chunk = None
         rng = random.Random(r["seed"] * 7919 + si * 1000003 + step)
         enc.n_image = S.get("grid", grid) ** 2
         assert kind == "oracle" or enc.n_image == n_image
@@ -617,7 +683,11 @@ def train(args):
                     parts["attn"], parts["probe"] = attention_loss(samples, pcls, pctr, pcol)
                 else:
                     pv = to_pixel_values(pixels[idx])
-                    proj, parts["mse"], parts["dense"], parts["align"] = vision_losses(pv, pcls, pcol, pctr)
+                    proj, mse, dense, align, acc = vision_losses(pv, pcls, pcol, pctr)
+                    if kind != "project":
+                        parts["dense"] = dense
+                    if kind != "vision":
+                        parts["mse"], parts["align"] = mse, align
                     if kind == "joint":
                         parts["lm"] = decoder_loss(ids, labels, mask, proj)
                         parts["attn"], parts["probe"] = attention_loss(samples, pcls, pctr, pcol)
@@ -627,11 +697,13 @@ def train(args):
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             step += 1
-            main_loss = parts.get("lm", parts.get("mse")).item()
+            main_loss = parts.get("lm", parts.get("mse", parts.get("dense"))).item()
             ema = main_loss if ema is None else 0.97 * ema + 0.03 * main_loss
             if step % 20 == 0 or step == 1:
                 el = time.time() - t0
                 desc = " ".join(f"{n} {v.item():.4f}" for n, v in parts.items())
+                if kind != "oracle":
+                    desc += f" obj-class-acc {acc.item():.3f}"
                 print(f"stage {si} {kind} step {step}/{S['steps']} {desc} ema {ema:.4f} lr {lr_at(step, S):.2e} "
                       f"{el:.0f}s", flush=True)
                 log.write(json.dumps({"stage": si, "step": step, **{n: v.item() for n, v in parts.items()},
@@ -649,6 +721,7 @@ def train(args):
                 if done:  # each stage's end is kept: a changed later stage resumes from here
                     shutil.copyfile(ckpt, os.path.join(args.work, f"train_state_{kind}.pt"))
         st = None
+        stream.close()
     print(f"done in {time.time() - t0:.0f} s", flush=True)
 
 
@@ -659,6 +732,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=0, help="override RECIPE steps (trials only)")
     ap.add_argument("--f32", action="store_true", help="no bfloat16 autocast")
+    ap.add_argument("--only", type=int, help="run only this stage (0 or 1: A and B side by side, one process each)")
     ap.add_argument("--export", help="write the llava-hf checkpoint of the trained state to this directory")
     args = ap.parse_args()
     if args.export:

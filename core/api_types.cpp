@@ -1,0 +1,59 @@
+// Implementations of the small value-type helpers declared in core/api_types.h.
+#include "core/api_types.h"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+namespace dl {
+
+Box ImageGeometry::patch_box_preprocessed(int index) const {
+    Box b;
+    if (cols <= 0) return b;
+    const int r = index / cols, c = index % cols;
+    b.x0 = double(c) * patch_size;
+    b.y0 = double(r) * patch_size;
+    b.x1 = b.x0 + patch_size;
+    b.y1 = b.y0 + patch_size;
+    return b;
+}
+
+Box ImageGeometry::patch_box_original(int index) const {
+    Box p = patch_box_preprocessed(index);
+    Box o;
+    o.x0 = std::clamp((p.x0 - offset_x) / scale_x, 0.0, double(original_width));
+    o.x1 = std::clamp((p.x1 - offset_x) / scale_x, 0.0, double(original_width));
+    o.y0 = std::clamp((p.y0 - offset_y) / scale_y, 0.0, double(original_height));
+    o.y1 = std::clamp((p.y1 - offset_y) / scale_y, 0.0, double(original_height));
+    return o;
+}
+
+int PruneConfig::budget_for(int n) const {
+    if (method == "none") return n;
+    if (keep >= 0) return std::min(keep, n);
+    if (ratio >= 0) {
+        const double r = std::clamp(ratio, 0.0, 1.0);
+        return std::clamp(int(std::lround(double(n) * (1.0 - r))), 0, n);
+    }
+    return n;
+}
+
+std::string PruneConfig::label() const {
+    std::ostringstream os;
+    os << method;
+    if (method == "none") return os.str();
+    os << " K=" << layer;
+    if (keep >= 0) os << " B=" << keep;
+    else if (ratio >= 0) os << " R=" << ratio;
+    if (method == "dart") {
+        if (pivots_image != 4 || pivots_text != 4) os << " P=" << pivots_image << "+" << pivots_text;
+        if (pivot_criterion != "k-norm-max") os << " " << pivot_criterion;
+        if (pivot_order != "reference") os << " order=" << pivot_order;
+        if (dart_scores != "compute") os << " scores=" << dart_scores;
+    }
+    if (method == "fastv" && fastv_score != "last") os << " score=" << fastv_score;
+    if (method == "random") os << " seed=" << seed;
+    return os.str();
+}
+
+}  // namespace dl
