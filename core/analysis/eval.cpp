@@ -113,6 +113,28 @@ std::string string_field(const nlohmann::json& j, const char* key, const std::st
     return j[key].get<std::string>();
 }
 
+// Calls fn(object, line number, "FILE:LINE") for every non-blank line of a JSON-lines file.
+template <class Fn>
+void for_each_json_line(const std::string& path, Fn&& fn) {
+    std::istringstream in(read_all(path));
+    std::string line;
+    int n = 0;
+    while (std::getline(in, line)) {
+        ++n;
+        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+        const std::string where = str_cat(path, ":", n);
+        fn(parse_object_line(line, where), n, where);
+    }
+}
+
+// A question's `question_id` as JSON text; integers and strings only.
+std::string question_id_field(const nlohmann::json& j, const std::string& where) {
+    if (!j.contains("question_id")) throw Error(str_cat(where, ": missing field 'question_id'"));
+    if (!j["question_id"].is_number_integer() && !j["question_id"].is_string())
+        throw Error(str_cat(where, ": field 'question_id' must be an integer or a string"));
+    return j["question_id"].dump();
+}
+
 std::string pope_label(const std::string& value, const std::string& where) {
     const std::string v = to_lower(value);
     if (v != "yes" && v != "no") throw Error(str_cat(where, ": label must be \"yes\" or \"no\" (got \"", value, "\")"));
@@ -122,17 +144,10 @@ std::string pope_label(const std::string& value, const std::string& where) {
 // Labels of LLaVA's coco_pope_<category>.json, in file order (eval_pope.py pairs the i-th answer of
 // a category with the i-th label of its file).
 std::vector<std::string> read_annotation_labels(const std::string& path) {
-    std::istringstream in(read_all(path));
     std::vector<std::string> labels;
-    std::string line;
-    int n = 0;
-    while (std::getline(in, line)) {
-        ++n;
-        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-        const std::string where = str_cat(path, ":", n);
-        const nlohmann::json j = parse_object_line(line, where);
+    for_each_json_line(path, [&](const nlohmann::json& j, int, const std::string& where) {
         labels.push_back(pope_label(string_field(j, "label", where), where));
-    }
+    });
     return labels;
 }
 
@@ -241,51 +256,28 @@ std::vector<Question> load_chair_questions(const EvalArgs& a, const ObjectVocabu
             add(q, str_cat(a.annotations, ": image id ", id));
         }
     } else {
-        std::istringstream in(read_all(a.questions));
-        std::string line;
-        int n = 0;
-        while (std::getline(in, line)) {
-            ++n;
-            if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-            const std::string where = str_cat(a.questions, ":", n);
-            const nlohmann::json j = parse_object_line(line, where);
+        for_each_json_line(a.questions, [&](const nlohmann::json& j, int line, const std::string& where) {
             Question q;
-            q.line = n;
+            q.line = line;
             q.image = string_field(j, "image", where);
             q.text = string_field(j, "text", where, false);
-            if (j.contains("question_id")) {
-                if (!j["question_id"].is_number_integer() && !j["question_id"].is_string())
-                    throw Error(str_cat(where, ": field 'question_id' must be an integer or a string"));
-                q.question_id = j["question_id"].dump();
-            } else {
-                q.question_id = nlohmann::json(q.image).dump();
-            }
+            q.question_id = j.contains("question_id") ? question_id_field(j, where) : nlohmann::json(q.image).dump();
             add(q, where);
-        }
+        });
     }
     if (out.empty()) throw Error(str_cat(a.questions.empty() ? a.annotations : a.questions, ": no images to caption"));
     return out;
 }
 
 std::vector<Question> load_questions(const EvalArgs& a) {
-    std::istringstream in(read_all(a.questions));
     const std::string image_dir = a.images.empty() ? fs::path(a.questions).parent_path().string() : a.images;
     std::vector<Question> out;
     std::vector<int> unlabelled;  // positions in out
-    std::string line;
-    int n = 0;
-    while (std::getline(in, line)) {
-        ++n;
-        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-        const std::string where = str_cat(a.questions, ":", n);
-        const nlohmann::json j = parse_object_line(line, where);
+    for_each_json_line(a.questions, [&](const nlohmann::json& j, int line, const std::string& where) {
         Question q;
         q.index = int(out.size());
-        q.line = n;
-        if (!j.contains("question_id")) throw Error(str_cat(where, ": missing field 'question_id'"));
-        if (!j["question_id"].is_number_integer() && !j["question_id"].is_string())
-            throw Error(str_cat(where, ": field 'question_id' must be an integer or a string"));
-        q.question_id = j["question_id"].dump();
+        q.line = line;
+        q.question_id = question_id_field(j, where);
         q.image = string_field(j, "image", where);
         q.text = string_field(j, "text", where);
         if (a.task == "pope") {
@@ -304,7 +296,7 @@ std::vector<Question> load_questions(const EvalArgs& a) {
         if (!fs::is_regular_file(q.image_path, ec))
             throw Error(str_cat(where, ": image ", q.image_path, " not found"));
         out.push_back(q);
-    }
+    });
     if (out.empty()) throw Error(str_cat(a.questions, ": no questions"));
 
     if (!unlabelled.empty()) {

@@ -151,19 +151,24 @@ TEST(Eval, PopeMetricsMatchHandComputation) {
     EXPECT_THROW(dl::eval_sample_from_json("{\"index\": 1}", "x.jsonl:3"), dl::Error);
 }
 
+// A sample of `task` scored with the scene vocabulary.
+dl::EvalSample scored_sample(const std::string& task, int index, const std::string& split, const std::string& method,
+                             int budget, const std::string& answer, const std::string& truth) {
+    dl::EvalSample s;
+    s.index = index;
+    s.question_id = std::to_string(index);
+    s.task = task;
+    s.split = split;
+    s.method = method;
+    s.budget = budget;
+    s.answer = answer;
+    dl::eval_score(s, truth, &dl::ObjectVocabulary::builtin("scenes"));
+    return s;
+}
+
 TEST(Eval, ScenesMetricsMatchHandComputation) {
-    const dl::ObjectVocabulary& vocab = dl::ObjectVocabulary::builtin("scenes");
     auto scene_sample = [&](int index, const std::string& kind, const std::string& answer, const std::string& reference) {
-        dl::EvalSample s;
-        s.index = index;
-        s.question_id = std::to_string(index);
-        s.task = "scenes";
-        s.split = kind;
-        s.method = "none";
-        s.budget = 576;
-        s.answer = answer;
-        dl::eval_score(s, reference, &vocab);
-        return s;
+        return scored_sample("scenes", index, kind, "none", 576, answer, reference);
     };
     std::vector<dl::EvalSample> s = {
         // predicted {car, dog}, true {car, house}: dog hallucinated, house missed -> P = 1/2, R = 1/2, F1 = 1/2.
@@ -200,18 +205,8 @@ TEST(Eval, ScenesMetricsMatchHandComputation) {
 }
 
 TEST(Eval, ChairMetricsMatchHandComputation) {
-    const dl::ObjectVocabulary& vocab = dl::ObjectVocabulary::builtin("scenes");
     auto chair_sample = [&](int index, const std::string& caption, const std::string& truth) {
-        dl::EvalSample s;
-        s.index = index;
-        s.question_id = std::to_string(index);
-        s.task = "chair";
-        s.split = "all";
-        s.method = "fastv";
-        s.budget = 64;
-        s.answer = caption;
-        dl::eval_score(s, truth, &vocab);
-        return s;
+        return scored_sample("chair", index, "all", "fastv", 64, caption, truth);
     };
     std::vector<dl::EvalSample> s = {
         // mentions: car, dog, car (a repeat counts again); truth {car, house}: one hallucinated mention.

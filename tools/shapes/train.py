@@ -58,6 +58,8 @@ RECIPE = {
         {"kind": "vision", "steps": 2500, "batch": 8, "lr": 1.5e-3, "warmup": 100},
         {"kind": "project", "steps": 300, "batch": 8, "lr": 1.5e-3, "warmup": 30},
         {"kind": "joint", "steps": 1200, "batch": 8, "lr": 5e-4, "warmup": 50},
+        # a second joint stage (its own schedule and scene sets): C alone ended below the bar
+        {"kind": "joint", "steps": 1000, "batch": 8, "lr": 3e-4, "warmup": 20, "w_lm": 2.0},
     ],
     "label_cover": 0.25,           # a patch is an object's when >= this fraction of its pixels show it
     "oracle_tied": True,
