@@ -17,7 +17,8 @@ using nlohmann::json;
 
 std::map<std::string, json> rows_by_split(const std::string& results_path) {
     std::map<std::string, json> out;
-    for (const json& r : json::parse(dltest::read_file(results_path))["rows"])
+    const json results = json::parse(dltest::read_file(results_path));  // named: the loop must not outlive it
+    for (const json& r : results["rows"])
         if (r["method"] == "none") out[r["split"].get<std::string>()] = r;
     return out;
 }

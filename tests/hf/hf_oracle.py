@@ -691,7 +691,9 @@ def run_model(cli, work, model_dir, n_scenes=4, n_predict=48):
             run = json.loads(stdout)["runs"][0]
             dl_new = run["output_ids"]
             n += 1
-            same = dl_new == hf_new and run["text"].strip() == hf_text.strip()
+            # HF's generate() returns the </s> it stopped at; DartLens's output_ids end before it.
+            hf_cmp = hf_new[:-1] if hf_new and hf_new[-1] == eos else hf_new
+            same = dl_new == hf_cmp and run["text"].strip() == hf_text.strip()
             agree += same
             samples.append({"scene": i, "question": question, "template": template, "hf": hf_text, "dartlens": run["text"]})
             check(same, f"scene {i} ({template}) '{question}': HF {hf_new} '{hf_text}' vs DartLens {dl_new} "
