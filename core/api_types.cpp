@@ -7,8 +7,22 @@
 
 namespace dl {
 
+int ImageGeometry::view_of(int index) const {
+    if (tokens.empty()) return 0;
+    return index >= 0 && index < int(tokens.size()) ? tokens[size_t(index)].view : -1;
+}
+
 Box ImageGeometry::patch_box_preprocessed(int index) const {
     Box b;
+    if (!tokens.empty()) {  // NeXT: in the base picture or in the padded best-resolution picture
+        if (index < 0 || index >= int(tokens.size()) || tokens[size_t(index)].view < 0) return b;
+        const TokenPlace& t = tokens[size_t(index)];
+        b.x0 = double(t.col) * patch_size;
+        b.y0 = double(t.row) * patch_size;
+        b.x1 = b.x0 + patch_size;
+        b.y1 = b.y0 + patch_size;
+        return b;
+    }
     if (cols <= 0) return b;
     const int r = index / cols, c = index % cols;
     b.x0 = double(c) * patch_size;
@@ -19,6 +33,7 @@ Box ImageGeometry::patch_box_preprocessed(int index) const {
 }
 
 Box ImageGeometry::patch_box_original(int index) const {
+    if (!tokens.empty()) return index >= 0 && index < int(tokens.size()) ? tokens[size_t(index)].box : Box{};
     Box p = patch_box_preprocessed(index);
     Box o;
     o.x0 = std::clamp((p.x0 - offset_x) / scale_x, 0.0, double(original_width));

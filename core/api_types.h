@@ -48,14 +48,35 @@ struct Box {
 // patch_size squares in the preprocessed image_size x image_size picture. The preprocessed
 // picture relates to the original by: preprocessed = original * scale + offset (per axis), where
 // a centre crop gives negative offsets and padding gives positive ones.
+//
+// LLaVA-NeXT (mode "anyres") has a variable image span: first the base image's tokens (the whole
+// picture resized to image_size x image_size: rows x cols, scale and offset as above), then the
+// tiles' tokens row by row over the unpadded part of the padded best-resolution picture, each row
+// ended by an image_newline token. `tokens` then lists every token of the span with its place.
+struct TokenPlace {
+    int view = 0;       // 0 base image, 1 tiles, -1 image_newline (no pixels)
+    int row = 0, col = 0;  // in the view's patch grid (tiles: of the whole padded picture)
+    Box box;            // original-image pixels, clipped (empty for newline tokens)
+};
+
 struct ImageGeometry {
     int rows = 0, cols = 0, patch_size = 0, image_size = 0;
     int original_width = 0, original_height = 0;
-    std::string mode;                 // "crop" | "pad"
+    std::string mode;                 // "crop" | "pad" | "anyres" (LLaVA-NeXT)
     double scale_x = 1, scale_y = 1, offset_x = 0, offset_y = 0;
+    // LLaVA-NeXT only (empty / 0 otherwise).
+    std::vector<TokenPlace> tokens;   // one per image token of the span, in span order
+    int tile_rows = 0, tile_cols = 0; // tiles of the chosen grid pinpoint
+    int best_width = 0, best_height = 0;      // that pinpoint in pixels
+    int resized_width = 0, resized_height = 0, paste_x = 0, paste_y = 0;  // the picture inside it
 
+    // Image tokens the geometry describes: tokens.size() for NeXT, else rows * cols.
+    int num_tokens() const { return tokens.empty() ? rows * cols : int(tokens.size()); }
+    // The view of token `index` (0 for LLaVA-1.5).
+    int view_of(int index) const;
     Box patch_box_preprocessed(int index) const;
-    // Box in original-image pixels, clipped to the original image (pad regions clip away).
+    // Box in original-image pixels, clipped to the original image (pad regions clip away; a
+    // NeXT newline token has an empty box).
     Box patch_box_original(int index) const;
 };
 

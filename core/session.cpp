@@ -25,6 +25,7 @@
 #include "core/analysis/flops.h"
 #include "core/model/generate.h"
 #include "core/io/image.h"
+#include "core/io/image_next.h"
 #include "core/model/llama.h"
 #include "core/model/llava.h"
 #include "core/progress.h"
@@ -135,7 +136,8 @@ struct Session::Impl {
         check_cancel(cancel);
         ProgressScope scope(progress, cancel, lo, hi);
         auto t0 = Clock::now();
-        at::Tensor f = model->encode_image(pixel_values.to(model->device()));
+        at::Tensor f = model->encode_image(pixel_values.to(model->device()), geometry.original_height,
+                                           geometry.original_width);
         device_sync(model->device());
         vision_ms = ms_since(t0);
         image_features = f;
@@ -460,26 +462,35 @@ const ModelInfo& Session::model_info() const {
     return impl_->info;
 }
 
+// The expanded prompt's length S (ids with the placeholder replaced by n_image tokens); throws
+// when it does not fit the model's context.
+static int64_t check_context(const LlavaConfig& c, const PromptTokens& pt, int n_image) {
+    const int64_t seq = int64_t(pt.ids.size()) - 1 + n_image;
+    if (seq + 1 > c.text.max_position_embeddings)
+        throw Error(str_cat("prompt: ", seq, " tokens (", n_image, " of them image tokens) exceed the model's context of ",
+                            c.text.max_position_embeddings, " (text_config.max_position_embeddings)"));
+    return seq;
+}
+
 PromptInfo Session::prepare(const RunRequest& request, const ProgressFn& progress, const std::atomic<bool>* cancel) {
     c10::InferenceMode guard;
     Impl& s = *impl_;
     s.require_model();
     s.set_threads();
     const LlavaConfig& c = s.model->config();
-    const std::string mode = (request.preprocess.empty() || request.preprocess == "auto") ? s.preproc.mode
-                                                                                          : request.preprocess;
-    if (mode != "crop" && mode != "pad")
-        throw Error(str_cat("preprocess: unknown mode '", request.preprocess, "' (valid: auto, crop, pad)"));
+    const bool automatic = request.preprocess.empty() || request.preprocess == "auto";
+    if (c.is_next() && !automatic && request.preprocess != "anyres")
+        throw Error(str_cat("preprocess: mode '", request.preprocess, "' with a LLaVA-NeXT model (valid: auto, anyres)"));
+    const std::string mode = c.is_next() ? "anyres" : automatic ? s.preproc.mode : request.preprocess;
+    if (!c.is_next() && mode != "crop" && mode != "pad")
+        throw Error(str_cat("preprocess: unknown mode '", request.preprocess, "' (valid: auto, crop, pad",
+                            mode == "anyres" ? "; anyres is LLaVA-NeXT's" : "", ")"));
 
     // Prompt first: a bad question fails before any image work.
     const std::string pkey = str_cat(request.template_name, "\x1f", request.question);
     PromptTokens pt = build_prompt(*s.tokenizer, request.question, request.template_name, c.image_token_index,
                                    s.tokenizer->bos_id());
-    const int n_image = c.num_image_tokens();
-    const int64_t seq = int64_t(pt.ids.size()) - 1 + n_image;
-    if (seq + 1 > c.text.max_position_embeddings)
-        throw Error(str_cat("prompt: ", seq, " tokens (", n_image, " of them image tokens) exceed the model's context of ",
-                            c.text.max_position_embeddings, " (text_config.max_position_embeddings)"));
+    if (!c.is_next()) check_context(c, pt, c.num_image_tokens());
 
     const std::string ikey = file_key(request.image_path) + "\x1f" + mode;
     if (ikey != s.image_key || !s.pixel_values.defined()) {
@@ -487,7 +498,9 @@ PromptInfo Session::prepare(const RunRequest& request, const ProgressFn& progres
         if (progress) progress(0.0, "image");
         auto t0 = Clock::now();
         cv::Mat rgb = load_image_rgb8(request.image_path);
-        PreprocessedImage pre = preprocess_image(rgb, s.preproc, mode, c.vision.patch_size);
+        // LLaVA-NeXT: anyres tiles; the span's length follows from the picture's size
+        PreprocessedImage pre = c.is_next() ? preprocess_image_next(rgb, s.preproc, c)
+                                            : preprocess_image(rgb, s.preproc, mode, c.vision.patch_size);
         s.preprocess_ms = ms_since(t0);
         s.pixel_values = pre.pixel_values;
         s.geometry = pre.geometry;
@@ -501,6 +514,8 @@ PromptInfo Session::prepare(const RunRequest& request, const ProgressFn& progres
         s.drop_trunk();
         s.prompt_key = pkey;
     }
+    const int n_image = c.is_next() ? s.geometry.num_tokens() : c.num_image_tokens();
+    const int64_t seq = check_context(c, pt, n_image);
     s.request = request;
     s.preprocess_mode = mode;
     s.prompt.prompt_ids = pt.ids;

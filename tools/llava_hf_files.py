@@ -77,16 +77,22 @@ def dump_json(path, obj):
         f.write("\n")
 
 
-def write_processor_files(out, image_size, patch_size, strategy="default"):
-    """preprocessor_config.json (CLIPImageProcessor: resize the shortest edge, centre crop),
-    processor_config.json and chat_template.json."""
-    dump_json(os.path.join(out, "preprocessor_config.json"), {
+def write_processor_files(out, image_size, patch_size, strategy="default", pinpoints=None):
+    """preprocessor_config.json (CLIPImageProcessor: resize the shortest edge, centre crop; with
+    `pinpoints` LLaVA-NeXT's LlavaNextImageProcessor), processor_config.json and chat_template.json."""
+    pre = {
         "crop_size": {"height": image_size, "width": image_size}, "do_center_crop": True, "do_convert_rgb": True,
         "do_normalize": True, "do_rescale": True, "do_resize": True,
         "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_processor_type": "CLIPImageProcessor",
         "image_std": [0.26862954, 0.26130258, 0.27577711], "processor_class": "LlavaProcessor", "resample": 3,
-        "rescale_factor": 0.00392156862745098, "size": {"shortest_edge": image_size}})
+        "rescale_factor": 0.00392156862745098, "size": {"shortest_edge": image_size}}
+    proc_class = "LlavaProcessor"
+    if pinpoints:
+        proc_class = "LlavaNextProcessor"
+        pre.update({"image_processor_type": "LlavaNextImageProcessor", "processor_class": proc_class,
+                    "do_pad": True, "image_grid_pinpoints": [list(p) for p in pinpoints]})
+    dump_json(os.path.join(out, "preprocessor_config.json"), pre)
     dump_json(os.path.join(out, "processor_config.json"), {
         "image_token": "<image>", "num_additional_image_tokens": 1, "patch_size": patch_size,
-        "processor_class": "LlavaProcessor", "vision_feature_select_strategy": strategy})
+        "processor_class": proc_class, "vision_feature_select_strategy": strategy})
     dump_json(os.path.join(out, "chat_template.json"), {"chat_template": LLAVA_HF_CHAT_TEMPLATE})

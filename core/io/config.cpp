@@ -2,6 +2,7 @@
 // type checks that name the key, invariant checks, and HF-style (diffed) serialisation.
 #include "core/io/config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <limits>
@@ -101,7 +102,43 @@ const VisionConfig k_clip_class_defaults = [] {
     return v;
 }();
 
+// MistralConfig()'s defaults where they differ from LlamaConfig()'s.
+TextConfig mistral_defaults() {
+    TextConfig t;
+    t.model_type = "mistral";
+    t.intermediate_size = 14336;
+    t.num_key_value_heads = 8;
+    t.max_position_embeddings = 4096 * 32;
+    t.sliding_window = 4096;
+    return t;
+}
+
+// image_grid_pinpoints: a list of [height, width] pairs of positive multiples of `tile` (the
+// vision tower's image_size: HF counts tiles by ceil in one place and floor in another, so only
+// whole tiles give one answer).
+std::vector<Resolution> read_pinpoints(const Reader& r, const std::string& key, int tile) {
+    const json& a = r.obj.at(key);
+    if (!a.is_array() || a.empty()) throw r.error(key, "expected a non-empty list of [height, width] pairs");
+    std::vector<Resolution> out;
+    for (size_t i = 0; i < a.size(); ++i) {
+        const std::string name = str_cat(key, "[", i, "]");
+        if (!a[i].is_array() || a[i].size() != 2) throw r.error(name, "expected [height, width]");
+        Resolution res{r.to_int(a[i][0], name + "[0]"), r.to_int(a[i][1], name + "[1]")};
+        if (res.height <= 0 || res.width <= 0) throw r.error(name, "must be positive");
+        if (tile > 0 && (res.height % tile != 0 || res.width % tile != 0))
+            throw r.error(name, str_cat(res.height, "x", res.width, " is not a multiple of the vision image_size ", tile));
+        if (tile > 0 && int64_t(res.height / tile) * (res.width / tile) > 64)
+            throw r.error(name, str_cat(res.height, "x", res.width, " makes more than 64 tiles"));
+        out.push_back(res);
+    }
+    return out;
+}
+
 }  // namespace
+
+std::vector<Resolution> default_grid_pinpoints() {
+    return {{336, 672}, {672, 336}, {672, 672}, {1008, 336}, {336, 1008}};
+}
 
 // --- LlavaConfig ------------------------------------------------------------------------------
 
@@ -111,10 +148,11 @@ LlavaConfig LlavaConfig::from_json(const json& j, const std::string& source) {
     const json empty = json::object();
     Reader top{j, source, ""};
 
-    std::string model_type = top.get_string("model_type", "llava");
-    if (model_type != "llava")
-        throw top.error("model_type", str_cat("expected \"llava\", got \"", model_type,
-                                              "\" (only LlavaForConditionalGeneration configs are supported)"));
+    c.model_type = top.get_string("model_type", "llava");
+    if (c.model_type != "llava" && c.model_type != "llava_next")
+        throw top.error("model_type", str_cat("expected \"llava\" or \"llava_next\", got \"", c.model_type,
+                                              "\" (LlavaForConditionalGeneration and LlavaNextForConditionalGeneration ",
+                                              "configs are supported)"));
 
     // vision_config: LlavaConfig's CLIP-L/336 defaults.
     const json& vj = top.get_object("vision_config", empty);
@@ -139,14 +177,17 @@ LlavaConfig LlavaConfig::from_json(const json& j, const std::string& source) {
     Reader tr{tj, source, "text_config."};
     TextConfig& t = c.text;
     std::string ttype = tr.get_string("model_type", "llama");
-    if (ttype != "llama")
-        throw tr.error("model_type", str_cat("expected \"llama\", got \"", ttype, "\""));
+    if (ttype == "mistral") t = mistral_defaults();
+    else if (ttype != "llama")
+        throw tr.error("model_type", str_cat("expected \"llama\" or \"mistral\", got \"", ttype, "\""));
     t.vocab_size = tr.get_int("vocab_size", t.vocab_size);
     t.hidden_size = tr.get_int("hidden_size", t.hidden_size);
     t.intermediate_size = tr.get_int("intermediate_size", t.intermediate_size);
     t.num_hidden_layers = tr.get_int("num_hidden_layers", t.num_hidden_layers);
     t.num_attention_heads = tr.get_int("num_attention_heads", t.num_attention_heads);
-    t.num_key_value_heads = tr.get_int("num_key_value_heads", t.num_attention_heads);
+    // LlamaConfig: omitted = num_attention_heads; MistralConfig: omitted = 8.
+    t.num_key_value_heads = tr.get_int("num_key_value_heads", ttype == "mistral" ? t.num_key_value_heads
+                                                                                 : t.num_attention_heads);
     t.max_position_embeddings = tr.get_int("max_position_embeddings", t.max_position_embeddings);
     t.rms_norm_eps = tr.get_double("rms_norm_eps", t.rms_norm_eps);
     t.rope_theta = tr.get_double("rope_theta", t.rope_theta);
@@ -154,6 +195,12 @@ LlavaConfig LlavaConfig::from_json(const json& j, const std::string& source) {
     t.attention_bias = tr.get_bool("attention_bias", t.attention_bias);
     t.mlp_bias = tr.get_bool("mlp_bias", t.mlp_bias);
     t.head_dim_override = tr.get_int("head_dim", 0);
+    if (ttype == "mistral") {
+        // null (or absent from a config that says null explicitly) = full causal attention
+        if (tj.contains("sliding_window") && tj.at("sliding_window").is_null()) t.sliding_window = 0;
+        else t.sliding_window = tr.get_int("sliding_window", t.sliding_window);
+        if (t.sliding_window < 0) throw tr.error("sliding_window", "must be positive or null");
+    }
     t.bos_token_id = tr.get_int("bos_token_id", t.bos_token_id);
     t.eos_token_id = tr.get_int_or_list("eos_token_id", {t.eos_token_id})[0];
     t.pad_token_id = tr.get_int("pad_token_id", -1);
@@ -204,6 +251,10 @@ LlavaConfig LlavaConfig::from_json(const json& j, const std::string& source) {
     c.vision_feature_select_strategy =
         top.get_string("vision_feature_select_strategy", c.vision_feature_select_strategy);
     c.image_seq_length = top.get_int("image_seq_length", c.image_seq_length);
+    if (c.is_next())
+        c.image_grid_pinpoints = top.has("image_grid_pinpoints")
+                                     ? read_pinpoints(top, "image_grid_pinpoints", v.image_size)
+                                     : default_grid_pinpoints();
     c.random_weights = top.get_bool("dartlens_random_weights", false);
     c.name_or_path = top.get_string("_name_or_path", "");
     c.torch_dtype = top.get_string("torch_dtype", "float32");
@@ -270,17 +321,22 @@ int LlavaConfig::num_image_tokens() const {
 json LlavaConfig::to_hf_json() const {
     // Mirrors PretrainedConfig.to_diff_dict of transformers 4.40.2 (sorted keys, as json.dumps).
     json j = json::object();
-    j["architectures"] = json::array({"LlavaForConditionalGeneration"});
+    j["architectures"] = json::array({is_next() ? "LlavaNextForConditionalGeneration" : "LlavaForConditionalGeneration"});
     j["ignore_index"] = -100;
     j["image_token_index"] = image_token_index;
-    j["model_type"] = "llava";
+    j["model_type"] = model_type;
+    if (is_next()) {
+        json pins = json::array();
+        for (const Resolution& r : image_grid_pinpoints) pins.push_back({r.height, r.width});
+        j["image_grid_pinpoints"] = pins;
+    }
     if (pad_token_id >= 0) j["pad_token_id"] = pad_token_id;
     j["projector_hidden_act"] = projector_hidden_act;
     if (!multimodal_projector_bias) j["multimodal_projector_bias"] = false;
     if (image_seq_length != 576) j["image_seq_length"] = image_seq_length;
     if (!name_or_path.empty()) j["_name_or_path"] = name_or_path;
 
-    const TextConfig dt;  // LlamaConfig()
+    const TextConfig dt = text.model_type == "mistral" ? mistral_defaults() : TextConfig();  // the class's defaults
     json tj = json::object();
     if (text.vocab_size != dt.vocab_size) tj["vocab_size"] = text.vocab_size;
     if (text.hidden_size != dt.hidden_size) tj["hidden_size"] = text.hidden_size;
@@ -300,7 +356,9 @@ json LlavaConfig::to_hf_json() const {
     if (text.bos_token_id != dt.bos_token_id) tj["bos_token_id"] = text.bos_token_id;
     if (text.eos_token_id != dt.eos_token_id) tj["eos_token_id"] = text.eos_token_id;
     if (text.pad_token_id >= 0) tj["pad_token_id"] = text.pad_token_id;
-    tj["model_type"] = "llama";
+    if (text.model_type == "mistral" && text.sliding_window != dt.sliding_window)
+        tj["sliding_window"] = text.sliding_window > 0 ? json(text.sliding_window) : json(nullptr);
+    tj["model_type"] = text.model_type;
     j["text_config"] = tj;
     // PretrainedConfig's default is true, so HF writes the top-level flag only when false.
     if (!text.tie_word_embeddings) j["tie_word_embeddings"] = false;
@@ -400,6 +458,17 @@ PreprocessorConfig PreprocessorConfig::from_json(const json& j, const std::strin
         else if (a == "square" || a == "crop") p.mode = "crop";
         else throw r.error("image_aspect_ratio", str_cat("\"", a, "\" is not supported (pad or square)"));
     }
+    const std::string type = r.get_string("image_processor_type", "CLIPImageProcessor");
+    p.next = type.rfind("LlavaNextImageProcessor", 0) == 0;  // also ...Fast / ...Pil
+    if (p.next) {
+        p.image_grid_pinpoints = r.has("image_grid_pinpoints") ? read_pinpoints(r, "image_grid_pinpoints", 0)
+                                                               : default_grid_pinpoints();
+        if (!r.get_bool("do_pad", true))
+            throw r.error("do_pad", "false is not supported (LLaVA-NeXT's tiles are padded)");
+        if (p.crop_height != p.crop_width || p.crop_height != p.shortest_edge)
+            throw r.error("crop_size", str_cat("LLaVA-NeXT needs square tiles: crop ", p.crop_height, "x", p.crop_width,
+                                               " and shortest_edge ", p.shortest_edge, " must be equal"));
+    }
     if (r.has("dartlens_preprocess")) {
         std::string m = r.get_string("dartlens_preprocess", "");
         if (m != "pad" && m != "crop")
@@ -423,9 +492,15 @@ json PreprocessorConfig::to_json() const {
     j["do_rescale"] = do_rescale;
     j["do_resize"] = do_resize;
     j["image_mean"] = image_mean;
-    j["image_processor_type"] = "CLIPImageProcessor";
+    j["image_processor_type"] = next ? "LlavaNextImageProcessor" : "CLIPImageProcessor";
     j["image_std"] = image_std;
-    j["processor_class"] = "LlavaProcessor";
+    j["processor_class"] = next ? "LlavaNextProcessor" : "LlavaProcessor";
+    if (next) {
+        json pins = json::array();
+        for (const Resolution& r : image_grid_pinpoints) pins.push_back({r.height, r.width});
+        j["image_grid_pinpoints"] = pins;
+        j["do_pad"] = true;
+    }
     j["resample"] = resample;
     j["rescale_factor"] = rescale_factor;
     j["size"] = {{"shortest_edge", shortest_edge}};

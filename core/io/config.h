@@ -28,6 +28,8 @@ struct VisionConfig {
 };
 
 struct TextConfig {
+    std::string model_type = "llama";  // "llama" | "mistral" (defaults below are LlamaConfig's;
+                                       // a mistral text_config starts from MistralConfig's)
     int vocab_size = 32000;
     int hidden_size = 4096;
     int intermediate_size = 11008;
@@ -42,11 +44,26 @@ struct TextConfig {
     bool mlp_bias = false;
     bool tie_word_embeddings = false;
     int head_dim_override = 0;         // "head_dim" key if present (newer configs), else 0
+    int sliding_window = 0;            // mistral: a query sees the last sliding_window keys
+                                       // (itself included); 0 = unlimited (llama, or null)
     int bos_token_id = 1, eos_token_id = 2, pad_token_id = -1;
     int head_dim() const { return head_dim_override > 0 ? head_dim_override : hidden_size / num_attention_heads; }
 };
 
+// An image resolution of LLaVA-NeXT's image_grid_pinpoints, in pixels.
+struct Resolution {
+    int height = 0, width = 0;
+    bool operator==(const Resolution& o) const { return height == o.height && width == o.width; }
+};
+
+// LlavaNextConfig's default image_grid_pinpoints.
+std::vector<Resolution> default_grid_pinpoints();
+
 struct LlavaConfig {
+    // "llava" (LlavaForConditionalGeneration) | "llava_next" (LlavaNextForConditionalGeneration:
+    // anyres tiles, image_newline; see core/model/next.h)
+    std::string model_type = "llava";
+    std::vector<Resolution> image_grid_pinpoints;  // llava_next only
     VisionConfig vision;
     TextConfig text;
     int image_token_index = 32000;
@@ -65,8 +82,10 @@ struct LlavaConfig {
     static LlavaConfig from_file(const std::string& path);
     // The JSON Hugging Face's save_pretrained would write (only non-default values), plus ours.
     nlohmann::json to_hf_json() const;
-    // Number of image tokens after feature selection (N).
+    // Number of image tokens after feature selection (N) of one vision-tower pass; LLaVA-NeXT's
+    // image span depends on the image (next_image_token_count in core/model/next.h).
     int num_image_tokens() const;
+    bool is_next() const { return model_type == "llava_next"; }
 };
 
 // preprocessor_config.json (CLIPImageProcessor).
@@ -82,6 +101,10 @@ struct PreprocessorConfig {
     // "crop" (llava-hf processor default) or "pad" (original LLaVA-1.5 pad-to-square). Taken from
     // a "dartlens_preprocess" / "image_aspect_ratio" key when present, else "crop".
     std::string mode = "crop";
+    // LlavaNextImageProcessor: "image_processor_type" says so; its own image_grid_pinpoints
+    // (default: LlavaNextImageProcessor's) and do_pad.
+    bool next = false;
+    std::vector<Resolution> image_grid_pinpoints;
 
     static PreprocessorConfig from_file(const std::string& path);
     static PreprocessorConfig from_json(const nlohmann::json& j, const std::string& source);

@@ -245,6 +245,11 @@ cv::Mat resize_bicubic_pil(const cv::Mat& src8, int width, int height) {
     if (width <= 0 || height <= 0)
         throw Error(str_cat("resize_bicubic_pil: bad output size ", width, "x", height));
     cv::Mat img = src8.isContinuous() ? src8 : src8.clone();
+    // Pillow (>= 11, libImaging/Resample.c) runs the vertical pass first when the height shrinks
+    // by more than twice as many pixels as the width; the order changes the uint8 rounding.
+    const int dy = img.rows - height, dx = img.cols - width;
+    const bool vertical_first = dy > 0 && dy > 2 * dx;
+    if (vertical_first && height != img.rows) img = resample_vertical(img, height);
     if (width != img.cols) img = resample_horizontal(img, width);
     if (height != img.rows) img = resample_vertical(img, height);
     if (img.data == src8.data) img = src8.clone();
@@ -275,6 +280,27 @@ cv::Mat expand_to_square(const cv::Mat& rgb8, const cv::Scalar& fill, int* paste
 static int crop_offset(int in, int out) {
     if (in >= out) return -((in - out) / 2);
     return (out - in) / 2;
+}
+
+void normalize_into(const cv::Mat& rgb8, const PreprocessorConfig& cfg, float* out) {
+    // rescale: the float64 product cast to float32 (numpy); normalise in float32
+    const int H = rgb8.rows, W = rgb8.cols;
+    float mean[3], stdv[3];
+    for (int c = 0; c < 3; c++) {
+        mean[c] = float(cfg.image_mean[c]);
+        stdv[c] = float(cfg.image_std[c]);
+    }
+    for (int y = 0; y < H; y++) {
+        const uint8_t* row = rgb8.ptr<uint8_t>(y);
+        for (int x = 0; x < W; x++) {
+            for (int c = 0; c < 3; c++) {
+                float v = cfg.do_rescale ? float(double(row[x * 3 + c]) * cfg.rescale_factor)
+                                         : float(row[x * 3 + c]);
+                if (cfg.do_normalize) v = (v - mean[c]) / stdv[c];
+                out[(size_t(c) * H + y) * W + x] = v;
+            }
+        }
+    }
 }
 
 PreprocessedImage preprocess_image(const cv::Mat& rgb8, const PreprocessorConfig& cfg,
@@ -334,26 +360,10 @@ PreprocessedImage preprocess_image(const cv::Mat& rgb8, const PreprocessorConfig
         offset_y += oy;
     }
 
-    // 4. rescale (float64 product cast to float32, as numpy) and normalise in float32; HWC -> CHW
+    // 4. rescale and normalise; HWC -> CHW
     const int H = img.rows, W = img.cols;
     at::Tensor pixels = at::empty({1, 3, H, W}, at::TensorOptions().dtype(at::kFloat));
-    float* out = pixels.data_ptr<float>();
-    float mean[3], stdv[3];
-    for (int c = 0; c < 3; c++) {
-        mean[c] = float(cfg.image_mean[c]);
-        stdv[c] = float(cfg.image_std[c]);
-    }
-    for (int y = 0; y < H; y++) {
-        const uint8_t* row = img.ptr<uint8_t>(y);
-        for (int x = 0; x < W; x++) {
-            for (int c = 0; c < 3; c++) {
-                float v = cfg.do_rescale ? float(double(row[x * 3 + c]) * cfg.rescale_factor)
-                                         : float(row[x * 3 + c]);
-                if (cfg.do_normalize) v = (v - mean[c]) / stdv[c];
-                out[(size_t(c) * H + y) * W + x] = v;
-            }
-        }
-    }
+    normalize_into(img, cfg, pixels.data_ptr<float>());
 
     PreprocessedImage r;
     r.pixel_values = pixels;

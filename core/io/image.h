@@ -29,7 +29,8 @@ cv::Mat decode_image_rgb8(const std::string& bytes, const std::string& name);
 // PIL's Image.resize(size, Image.BICUBIC) for 8-bit images with 1..4 channels: separable
 // convolution with a = -0.5, support widened by the downscale factor (antialiasing), horizontal
 // pass then vertical, 22-bit fixed-point coefficients and uint8 rounding/clipping between passes.
-// A pass whose size does not change is skipped, as in PIL.
+// A pass whose size does not change is skipped, as in PIL; the vertical pass goes first when the
+// height shrinks by more than twice as many pixels as the width (Pillow 13's order).
 cv::Mat resize_bicubic_pil(const cv::Mat& src8, int width, int height);
 
 // LLaVA-1.5 expand2square: pads to a max(w,h) square filled with `fill` (RGB), the picture pasted
@@ -37,8 +38,12 @@ cv::Mat resize_bicubic_pil(const cv::Mat& src8, int width, int height);
 cv::Mat expand_to_square(const cv::Mat& rgb8, const cv::Scalar& fill, int* paste_x = nullptr,
                          int* paste_y = nullptr);
 
+// Rescale and normalise an RGB8 picture (CV_8UC3) into CHW float32 at `out` (3 * rows * cols
+// floats), as CLIPImageProcessor: float32(v * rescale_factor) then (v - mean) / std.
+void normalize_into(const cv::Mat& rgb8, const PreprocessorConfig& cfg, float* out);
+
 struct PreprocessedImage {
-    at::Tensor pixel_values;   // [1,3,crop_h,crop_w] float32 CPU, RGB, normalised
+    at::Tensor pixel_values;   // [1,3,crop_h,crop_w] float32 CPU, RGB, normalised (NeXT: [1+tiles,3,S,S])
     ImageGeometry geometry;
 };
 

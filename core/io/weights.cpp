@@ -65,6 +65,7 @@ std::vector<WeightSpec> weight_specs(const LlavaConfig& c) {
     if (c.multimodal_projector_bias) add("multi_modal_projector.linear_1.bias", {d}, WEIGHT_BIAS, false, false);
     add("multi_modal_projector.linear_2.weight", {d, d}, WEIGHT_MATRIX, false, false);
     if (c.multimodal_projector_bias) add("multi_modal_projector.linear_2.bias", {d}, WEIGHT_BIAS, false, false);
+    if (c.is_next()) add("image_newline", {d}, WEIGHT_MATRIX, false, false);  // LLaVA-NeXT's row separator
 
     add("language_model.model.embed_tokens.weight", {V, d}, WEIGHT_MATRIX, false, false);
     for (int l = 0; l < t.num_hidden_layers; ++l) {
@@ -112,13 +113,15 @@ std::string layout_name(const std::string& canonical, int index) {
         {"language_model.model.", "model.language_model."},
         {"language_model.lm_head.", "lm_head."},
         {"vision_tower.", "model.vision_tower."},
-        {"multi_modal_projector.", "model.multi_modal_projector."}};
+        {"multi_modal_projector.", "model.multi_modal_projector."},
+        {"image_newline", "model.image_newline"}};
     static const std::vector<std::pair<std::string, std::string>> to_c = {
         {"language_model.model.", "model."},
         {"language_model.lm_head.", "lm_head."},
         {"vision_tower.", "model.vision_tower.vision_tower."},
         {"multi_modal_projector.linear_1.", "model.mm_projector.0."},
-        {"multi_modal_projector.linear_2.", "model.mm_projector.2."}};
+        {"multi_modal_projector.linear_2.", "model.mm_projector.2."},
+        {"image_newline", "model.image_newline"}};
     for (const auto& [from, to] : index == 1 ? to_b : to_c)
         if (starts_with(canonical, from)) return to + canonical.substr(from.size());
     return canonical;
@@ -289,6 +292,9 @@ LlavaWeights load_llava_weights(const WeightStore& store, const LlavaConfig& con
     if (config.multimodal_projector_bias) {
         pw.l1_b = get("multi_modal_projector.linear_1.bias", WEIGHT_BIAS);
         pw.l2_b = get("multi_modal_projector.linear_2.bias", WEIGHT_BIAS);
+    }
+    if (config.is_next()) {
+        w.image_newline = get("image_newline", WEIGHT_MATRIX);
     }
 
     LlamaWeights& tw = w.text;

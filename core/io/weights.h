@@ -61,6 +61,7 @@ struct LlavaWeights {
     ClipWeights vision;
     ProjectorWeights projector;
     LlamaWeights text;
+    at::Tensor image_newline;                     // [d] LLaVA-NeXT only (undefined for LLaVA-1.5)
     std::string layout;                           // "llava-hf" | "transformers>=4.52" | "original-llava" | "transformers>=5"
     std::string stored_dtype;                     // "F32" | "F16" | "BF16" (of the text weights)
     int64_t stored_bytes = 0;                     // tensor bytes in the checkpoint

@@ -166,6 +166,31 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
     return plain_grouped(qg, k, v, mask).reshape({H, Sq, D});
 }
 
+at::Tensor attention_windowed(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t window) {
+    check_shapes(q, k, v, true);
+    if (window <= 0) throw Error(str_cat("attention_windowed: window ", window, " must be positive"));
+    const int64_t H = q.size(0), Sq = q.size(1), D = q.size(2);
+    const int64_t Hkv = k.size(0), Sk = k.size(1), g = H / Hkv;
+    const int64_t offset = Sk - Sq;  // query i is key index offset + i
+    at::Tensor out = at::empty({H, Sq, D}, q.options());
+    auto opts_long = at::TensorOptions().dtype(at::kLong).device(q.device());
+    for (int64_t i0 = 0; i0 < Sq; i0 += kQueryBlock) {
+        const int64_t nb = std::min(kQueryBlock, Sq - i0);
+        // keys this block can see: (offset + i0 - window, offset + i0 + nb - 1]
+        const int64_t lo = std::max<int64_t>(0, offset + i0 - window + 1), hi = offset + i0 + nb;
+        at::Tensor cols = at::arange(lo, hi, opts_long).unsqueeze(0);                   // [1,nk]
+        at::Tensor rows = (at::arange(i0, i0 + nb, opts_long) + offset).unsqueeze(1);  // [nb,1]
+        at::Tensor blocked = cols.gt(rows).logical_or(cols.le(rows - window));          // [nb,nk]
+        at::Tensor mask = at::zeros(blocked.sizes(), at::TensorOptions().dtype(at::kFloat).device(q.device()));
+        mask.masked_fill_(blocked, -std::numeric_limits<float>::infinity());
+        if (g > 1) mask = mask.repeat({g, 1});
+        at::Tensor qg = q.narrow(1, i0, nb).reshape({Hkv, g * nb, D});
+        at::Tensor ob = plain_grouped(qg, k.narrow(1, lo, hi - lo), v.narrow(1, lo, hi - lo), mask);
+        out.narrow(1, i0, nb).copy_(ob.reshape({H, nb, D}));
+    }
+    return out;
+}
+
 at::Tensor attention_probs_rows(const at::Tensor& q_rows, const at::Tensor& k,
                                 const std::vector<int64_t>& row_positions) {
     if (q_rows.dim() != 3 || k.dim() != 3 || q_rows.size(2) != k.size(2) || k.size(0) <= 0 ||

@@ -37,6 +37,11 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, bool causal,
                      AttentionImpl impl);
 
+// Causal attention with a sliding window (Mistral): query i (key index Sk-Sq+i) sees the keys j
+// with i - window < j <= i, as HF's sliding_window_overlay (kv_idx > q_idx - window). Computed
+// the plain way (float32 softmax) in blocks of query rows over only the keys a block can see.
+at::Tensor attention_windowed(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t window);
+
 // Causal softmax probabilities for selected query rows, in float32.
 // q_rows [H,R,D] (post-RoPE queries), k [Hkv,S,D] (post-RoPE keys); row_positions[r] in 0..S-1 is
 // the key index of query row r: it sees keys 0..row_positions[r]. Returns [H,R,S] float32

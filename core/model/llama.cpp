@@ -274,7 +274,10 @@ static at::Tensor layer_forward(const LlavaWeights& weights, const LlavaConfig& 
     at::Tensor q, k, v;
     layer_qkv(L, tc, h, cos, sin, &q, &k, &v);                                  // [H,S,D], [Hkv,S,D]
     cache.append(layer, k, v);
-    at::Tensor a = attention(q, cache.keys(layer), cache.values(layer), true);  // [H,S,D]
+    // Mistral's sliding window changes the result only once the cache is longer than the window.
+    const bool windowed = tc.sliding_window > 0 && cache.length(layer) > tc.sliding_window;
+    at::Tensor a = windowed ? attention_windowed(q, cache.keys(layer), cache.values(layer), tc.sliding_window)
+                            : attention(q, cache.keys(layer), cache.values(layer), true);  // [H,S,D]
     a = a.transpose(0, 1).reshape({S, -1});                                     // [S,H*D]
     at::Tensor out = linear_layer(a, L.o_w, L.o_b).add_(x);  // x + o_proj(a)
     // MLP block

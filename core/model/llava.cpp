@@ -226,7 +226,8 @@ at::Tensor LlavaModel::merge_image(const at::Tensor& embeds, int64_t pos, const 
                     embeds.narrow(0, pos + 1, T - pos - 1)}, 0);
 }
 
-at::Tensor LlavaModel::encode_image(const at::Tensor& pixel_values) const {
+at::Tensor LlavaModel::encode_image(const at::Tensor& pixel_values, int height, int width) const {
+    if (config_.is_next()) return encode_image_next(weights_, config_, pixel_values, height, width);
     return dl::encode_image(weights_, config_, pixel_values);
 }
 

@@ -52,8 +52,9 @@ public:
     // -> [T-1+N, d]: rows before, the N features, rows after.
     at::Tensor merge_image(const at::Tensor& embeds_of_ids, int64_t image_token_pos,
                            const at::Tensor& image_features) const;
-    // pixel_values [1,3,H,W] float32 -> [N,d] (see vision.h).
-    at::Tensor encode_image(const at::Tensor& pixel_values) const;
+    // pixel_values [1,3,H,W] float32 -> [N,d] (see vision.h). LLaVA-NeXT: [1+tiles,3,S,S] of a
+    // picture of `height` x `width` (needed to unpad) -> the packed span.
+    at::Tensor encode_image(const at::Tensor& pixel_values, int height = 0, int width = 0) const;
 
     // An empty cache for this model with room for `capacity` tokens.
     KVCache new_cache(int64_t capacity) const;

@@ -65,6 +65,32 @@ std::vector<MakeModelPreset> all_presets() {
     b7.description = "llava-1.5-7b-hf's exact geometry (ViT-L/14-336, Llama 4096x32, 32 heads), random F16, 14 GB";
     b7.dtype = "F16";
     out.push_back(b7);
+
+    // LLaVA-NeXT: llava-v1.6's pinpoints (336x672, 672x336, 672x672, 1008x336, 336x1008 in tiles
+    // of 336), so a picture makes up to 576 + 2304 + 48 = 2928 image tokens (the paper's nominal
+    // 2880 = 5 x 576), with llava-geom-small's widths.
+    const std::vector<std::pair<int, int>> v16_tiles = {{1, 2}, {2, 1}, {2, 2}, {3, 1}, {1, 3}};
+    MakeModelPreset next_small = small;
+    next_small.name = "next-geom-small";
+    next_small.description = "benchmark preset: LLaVA-NeXT geometry (anyres 336/14, v1.6 pinpoints: up to 2928 "
+                             "image tokens), text 512x8, vocab 4096";
+    next_small.next_tiles = v16_tiles;
+    next_small.max_positions = 4096;
+    out.push_back(next_small);
+
+    MakeModelPreset next_tiny = tiny;
+    next_tiny.name = "next-tiny";
+    next_tiny.description = "LLaVA-NeXT at test size: tiles 56/14 (16 tokens each), v1.6 pinpoints in tiles, "
+                            "text 64x3, vocab 512; up to 16 + 64 + 8 = 88 image tokens";
+    next_tiny.next_tiles = v16_tiles;
+    out.push_back(next_tiny);
+
+    MakeModelPreset next_mistral = next_tiny;
+    next_mistral.name = "next-tiny-mistral";
+    next_mistral.description = "next-tiny with a Mistral decoder whose sliding window (48) is shorter than a prompt";
+    next_mistral.text_model_type = "mistral";
+    next_mistral.sliding_window = 48;
+    out.push_back(next_mistral);
     return out;
 }
 
@@ -269,6 +295,13 @@ LlavaConfig preset_config(const MakeModelPreset& p, int sp_pieces) {
     c.random_weights = true;
     c.torch_dtype = p.dtype == "F16" ? "float16" : p.dtype == "BF16" ? "bfloat16" : "float32";
     c.name_or_path = "dartlens/make-model-" + p.name;
+    if (!p.next_tiles.empty()) {
+        c.model_type = "llava_next";
+        for (const auto& [rows, cols] : p.next_tiles)
+            c.image_grid_pinpoints.push_back({rows * p.image_size, cols * p.image_size});
+    }
+    c.text.model_type = p.text_model_type;
+    c.text.sliding_window = p.sliding_window;
     return c;
 }
 
@@ -343,6 +376,7 @@ std::vector<std::pair<std::string, at::Tensor>> draw_weights(const LlavaConfig& 
     lm_head.index_fill_(0, at::tensor(std::vector<int64_t>{0, 1}, at::kLong), 0.0);
     lm_head.narrow(0, c.image_token_index, V - c.image_token_index).zero_();
     w.add("language_model.lm_head.weight", lm_head);
+    if (c.is_next()) w.add("image_newline", w.normal({d}) / std::sqrt(static_cast<double>(d)));
     return std::move(w.tensors);
 }
 
@@ -387,7 +421,8 @@ std::string special_tokens_map_json() {
     return j.dump(2) + "\n";
 }
 
-std::string preprocessor_config_json(int image_size) {
+std::string preprocessor_config_json(const LlavaConfig& c) {
+    const int image_size = c.vision.image_size;
     nlohmann::json j = {
         {"crop_size", {{"height", image_size}, {"width", image_size}}},
         {"do_center_crop", true},
@@ -403,6 +438,14 @@ std::string preprocessor_config_json(int image_size) {
         {"rescale_factor", 1.0 / 255.0},
         {"size", {{"shortest_edge", image_size}}},
     };
+    if (c.is_next()) {  // what LlavaNextImageProcessor.save_pretrained adds
+        j["image_processor_type"] = "LlavaNextImageProcessor";
+        j["processor_class"] = "LlavaNextProcessor";
+        j["do_pad"] = true;
+        nlohmann::json pins = nlohmann::json::array();
+        for (const Resolution& r : c.image_grid_pinpoints) pins.push_back({r.height, r.width});
+        j["image_grid_pinpoints"] = pins;
+    }
     return j.dump(2) + "\n";
 }
 
@@ -467,7 +510,7 @@ void make_model(const std::string& preset_name, const std::string& out_dir, uint
         write_text(tmp / "added_tokens.json", added.dump(2) + "\n");
         write_text(tmp / "tokenizer_config.json", tokenizer_config_json(pieces, pieces + 1, p.max_positions));
         write_text(tmp / "special_tokens_map.json", special_tokens_map_json());
-        write_text(tmp / "preprocessor_config.json", preprocessor_config_json(p.image_size));
+        write_text(tmp / "preprocessor_config.json", preprocessor_config_json(config));
         write_text(tmp / "generation_config.json", generation_config_json(pieces + 1));
         write_text(tmp / "README.md", readme(p, config, seed, params));
 

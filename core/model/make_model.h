@@ -31,6 +31,11 @@ struct MakeModelPreset {
     int max_positions = 4096;
     double rms_norm_eps = 1e-5;
     std::string dtype = "F32";         // stored dtype of model.safetensors: "F32" | "F16" | "BF16"
+    // LLaVA-NeXT (LlavaNextForConditionalGeneration, anyres): the grid pinpoints as multiples of
+    // image_size, {rows, cols} tiles (empty: LLaVA-1.5); the decoder's model_type and window.
+    std::vector<std::pair<int, int>> next_tiles;
+    std::string text_model_type = "llama";  // "llama" | "mistral"
+    int sliding_window = 0;                 // mistral only; 0 = null
 };
 
 // "tiny", "llava-geom-small", "llava-geom-medium".

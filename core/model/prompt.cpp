@@ -23,6 +23,8 @@ const PromptTemplate kTemplates[] = {
      "helpful, detailed, and polite answers to the human's questions. USER: ",
      " ASSISTANT:"},
     {"llava-hf", "USER: ", " ASSISTANT:"},
+    // llava-hf/llava-v1.6-mistral-7b-hf's chat template: "[INST] <image>\\n{question} [/INST]"
+    {"mistral", "[INST] ", " [/INST]"},
 };
 
 const PromptTemplate& find_template(const std::string& name) {

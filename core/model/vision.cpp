@@ -1,6 +1,8 @@
 // CLIP vision tower + LLaVA projector (see vision.h for what is computed and why).
 #include "core/model/vision.h"
 
+#include "core/io/image_next.h"
+
 #include <cmath>
 
 #include "core/model/attention.h"
@@ -97,6 +99,38 @@ static VisionTrace run_vision(const LlavaWeights& weights, const LlavaConfig& co
 at::Tensor encode_image(const LlavaWeights& weights, const LlavaConfig& config,
                         const at::Tensor& pixel_values) {
     return run_vision(weights, config, pixel_values, false).image_features;
+}
+
+at::Tensor encode_image_next(const LlavaWeights& weights, const LlavaConfig& config, const at::Tensor& pixel_values,
+                             int height, int width) {
+    if (!config.is_next()) throw Error("encode_image_next: the model is not LLaVA-NeXT");
+    if (!weights.image_newline.defined()) throw Error("encode_image_next: the weights have no image_newline");
+    const NextLayout L = next_layout(height, width, config.image_grid_pinpoints, config.vision.image_size,
+                                     config.vision.patch_size);
+    if (pixel_values.dim() != 4 || pixel_values.size(0) != 1 + L.num_tiles())
+        throw Error(str_cat("encode_image_next: pixel_values ", pixel_values.sizes(), " for a ", width, "x", height,
+                            " picture: expected [", 1 + L.num_tiles(), ",3,S,S] (base + ", L.tile_rows, "x",
+                            L.tile_cols, " tiles)"));
+    // Each tile (and the base image) through the tower and the projector: [1 + tiles, g*g, d].
+    // Progress: the caller's bar is shared by the passes, each reporting its CLIP layers.
+    std::vector<at::Tensor> feats;
+    const int n = int(pixel_values.size(0));
+    for (int i = 0; i < n; ++i) {
+        ProgressScope part(double(i) / n, double(i + 1) / n);
+        feats.push_back(run_vision(weights, config, pixel_values.narrow(0, i, 1), false).image_features);
+    }
+    const int64_t g = L.grid, d = feats[0].size(1);
+    if (feats[0].size(0) != g * g)
+        throw Error(str_cat("encode_image_next: ", feats[0].size(0), " features per tile, expected ", g * g));
+    // pack_image_features: the tiles' features as one (tile_rows*g) x (tile_cols*g) map, unpadded,
+    // an image_newline after each row, the base image's features first.
+    at::Tensor tiles = at::stack(std::vector<at::Tensor>(feats.begin() + 1, feats.end()));      // [tr*tc, g*g, d]
+    at::Tensor map = tiles.view({L.tile_rows, L.tile_cols, g, g, d}).permute({0, 2, 1, 3, 4})
+                         .reshape({L.feature_rows, L.feature_cols, d});
+    map = map.slice(0, L.row0, L.row1).slice(1, L.col0, L.col1);                                 // [h, w, d]
+    at::Tensor nl = weights.image_newline.to(map.scalar_type()).view({1, 1, d}).expand({map.size(0), 1, d});
+    at::Tensor rows = at::cat({map, nl}, 1).reshape({-1, d});                                    // [h*(w+1), d]
+    return at::cat({feats[0], rows}, 0);
 }
 
 VisionTrace encode_image_trace(const LlavaWeights& weights, const LlavaConfig& config,

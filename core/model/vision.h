@@ -40,6 +40,11 @@ struct VisionTrace {
 // compute dtype of the weights. Throws dl::Error when the image size does not match the config.
 at::Tensor encode_image(const LlavaWeights& weights, const LlavaConfig& config,
                         const at::Tensor& pixel_values);
+// LLaVA-NeXT: pixel_values [1 + tiles, 3, S, S] of a height x width picture (preprocess_image_next)
+// -> the packed image span [N, d_text] (base features, then the unpadded tile rows each ended by
+// image_newline; see core/io/image_next.h).
+at::Tensor encode_image_next(const LlavaWeights& weights, const LlavaConfig& config, const at::Tensor& pixel_values,
+                             int height, int width);
 // Same, keeping every intermediate (for tests and inspection).
 VisionTrace encode_image_trace(const LlavaWeights& weights, const LlavaConfig& config,
                                const at::Tensor& pixel_values);

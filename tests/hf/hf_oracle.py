@@ -110,6 +110,19 @@ class Case:
     force_eos: bool = False             # make greedy decoding stop early with </s>
     extra_images: tuple = ()            # ((w, h, mode), ...): more pictures, pixel check only
     group: str = "llava"                # ctest test hf_<group> (one Python process per group)
+    tiles: tuple = ()                   # LLaVA-NeXT: grid pinpoints as (rows, cols) of image_size tiles
+    decoder: str = "llama"              # llama | mistral
+    window: int = 0                     # mistral sliding_window (0: null)
+
+    @property
+    def next(self):
+        return bool(self.tiles)
+
+    def pinpoints(self):
+        return [[r * self.image_size, c * self.image_size] for r, c in self.tiles]
+
+
+V16 = ((1, 2), (2, 1), (2, 2), (3, 1), (1, 3))   # llava-v1.6's pinpoints, in tiles
 
 
 CASES = [
@@ -140,6 +153,18 @@ CASES = [
          patch=8, image_size=32, image=(32, 32), template="llava_v1", question="Is it a cat or a dog?"),
     Case("eos-stop", 109, "greedy decoding that emits </s>: HF's output ends with eos, DartLens's output_ids without it",
          force_eos=True, n_predict=12, template="llava_v1", image=(44, 44)),
+    Case("next-vicuna-wide-unpad-rows", 201, "LLaVA-NeXT (LlavaNextForConditionalGeneration), Llama decoder, v1.6 "
+         "pinpoints in 28-px tiles (patch 7), a wide 61x37 picture: 1x2 tiles, padding rows dropped; pixels of 5 more "
+         "pictures (tall, square, extreme, tiny, big)",
+         tiles=V16, image_size=28, patch=7, image=(61, 37), template="llava-hf", group="llava_next",
+         extra_images=((33, 90, "RGB"), (64, 64, "RGB"), (300, 20, "RGB"), (9, 13, "RGB"), (500, 377, "RGB"))),
+    Case("next-vicuna-tall-unpad-cols-v1", 202, "LLaVA-NeXT, Llama decoder, MHA, a tall 33x90 picture (3x1 tiles, "
+         "padding columns dropped), llava_v1 template",
+         tiles=V16, image_size=28, patch=7, image=(33, 90), kv_heads=4, template="llava_v1", group="llava_next"),
+    Case("next-mistral-window", 203, "LLaVA-NeXT with a Mistral decoder (MistralConfig, GQA 4/2) whose sliding window "
+         "(40) is shorter than the prompt, a square 50x50 picture (2x2 tiles, nothing unpadded), [INST] template",
+         tiles=V16, image_size=28, patch=7, image=(50, 50), decoder="mistral", window=40, template="mistral",
+         group="llava_next"),
     Case("tf5-saved-layout", 110, "the files exactly as transformers 5 save_pretrained writes them "
          "(vision tower without .vision_model.)", layout="tf5", template="llava-hf", group="llava_tf5_layout"),
 ]
@@ -217,7 +242,8 @@ def train_spm(work, vocab_size=420):
 
 def build_model(case, sp_pieces, image_id, pad_id, byte_ids):
     import torch
-    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+    from transformers import (CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration,
+                              LlavaNextConfig, LlavaNextForConditionalGeneration, MistralConfig)
 
     vocab = (sp_pieces + 2 + 63) // 64 * 64      # padded like llava-hf's 32064
     vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=case.vision_layers,
@@ -229,15 +255,19 @@ def build_model(case, sp_pieces, image_id, pad_id, byte_ids):
                        pad_token_id=pad_id, tie_word_embeddings=False)
     if case.head_dim:
         text_kwargs["head_dim"] = case.head_dim
-    text = LlamaConfig(**text_kwargs)
+    if case.decoder == "mistral":
+        text = MistralConfig(sliding_window=case.window or None, **text_kwargs)
+    else:
+        text = LlamaConfig(**text_kwargs)
     grid = case.image_size // case.patch
     n_image = grid * grid + (1 if case.strategy == "full" else 0)
-    config = LlavaConfig(vision_config=vision, text_config=text, image_token_index=image_id,
-                         vision_feature_layer=case.feature_layer, vision_feature_select_strategy=case.strategy,
-                         image_seq_length=n_image, projector_hidden_act="gelu", pad_token_id=pad_id)
+    common = dict(vision_config=vision, text_config=text, image_token_index=image_id,
+                  vision_feature_layer=case.feature_layer, vision_feature_select_strategy=case.strategy,
+                  image_seq_length=n_image, projector_hidden_act="gelu", pad_token_id=pad_id)
+    config = LlavaNextConfig(image_grid_pinpoints=case.pinpoints(), **common) if case.next else LlavaConfig(**common)
     config.text_config.rope_theta = case.rope_theta  # some versions keep it in rope_parameters only
     torch.manual_seed(case.seed)
-    model = LlavaForConditionalGeneration(config).eval()
+    model = (LlavaNextForConditionalGeneration if case.next else LlavaForConditionalGeneration)(config).eval()
     # HF's init (std 0.02) makes near-uniform logits; draw O(1) activations instead so that the
     # logits and the greedy choices are well separated and every weight matters.
     g = torch.Generator().manual_seed(case.seed)
@@ -296,12 +326,13 @@ def force_eos(model, case, inputs):
 #   hub    llava-hf/llava-1.5-7b-hf on the Hub (language_model.model.*, vision_tower.vision_model.*)
 #   tf452  transformers 4.52 .. 4.57 save_pretrained (model.language_model.*, lm_head.*, ...)
 #   tf5    transformers 5 save_pretrained as is (CLIP flattened: vision_tower.embeddings.*)
-SAVED_PREFIXES = ("language_model.model.", "language_model.lm_head.", "vision_tower.", "multi_modal_projector.")
+SAVED_PREFIXES = ("language_model.model.", "language_model.lm_head.", "vision_tower.", "multi_modal_projector.",
+                  "image_newline")  # the last: LLaVA-NeXT's row separator, top level in the Hub layout
 LAYOUTS = {
     "hub": {"vision_tower.": "vision_tower.vision_model."},
     "tf452": {"language_model.model.": "model.language_model.", "language_model.lm_head.": "lm_head.",
               "vision_tower.": "model.vision_tower.vision_model.",
-              "multi_modal_projector.": "model.multi_modal_projector."},
+              "multi_modal_projector.": "model.multi_modal_projector.", "image_newline": "model.image_newline"},
     "tf5": {},
 }
 
@@ -404,14 +435,16 @@ def make_processor(out, case, write=False):
     (as llava-hf/llava-1.5-7b-hf has them)."""
     from transformers import AutoImageProcessor, AutoProcessor
     if write:
-        write_processor_files(out, case.image_size, case.patch, case.strategy)
+        write_processor_files(out, case.image_size, case.patch, case.strategy, case.pinpoints() if case.next else None)
     proc = AutoProcessor.from_pretrained(out, backend="pil")
     # transformers 5's CLIPImageProcessor is the torchvision one; the Pillow pipeline (what LLaVA
-    # was trained with, and what DartLens reproduces) is CLIPImageProcessorPil.
-    if type(proc.image_processor).__name__ != "CLIPImageProcessorPil":
+    # was trained with, and what DartLens reproduces) is CLIPImageProcessorPil (LLaVA-NeXT:
+    # LlavaNextImageProcessorPil).
+    want = "LlavaNextImageProcessorPil" if case.next else "CLIPImageProcessorPil"
+    if type(proc.image_processor).__name__ != want:
         proc.image_processor = AutoImageProcessor.from_pretrained(out, backend="pil")
-    if type(proc.image_processor).__name__ != "CLIPImageProcessorPil":
-        raise RuntimeError(f"expected CLIPImageProcessorPil, got {type(proc.image_processor).__name__}")
+    if type(proc.image_processor).__name__ != want:
+        raise RuntimeError(f"expected {want}, got {type(proc.image_processor).__name__}")
     return proc
 
 
@@ -435,6 +468,8 @@ def prompt_text(case):
         return f"{VICUNA_V1_SYSTEM} USER: <image>\n{case.question} ASSISTANT:"
     if case.template == "llava-hf":
         return f"USER: <image>\n{case.question} ASSISTANT:"
+    if case.template == "mistral":
+        return f"[INST] <image>\n{case.question} [/INST]"
     raise ValueError(case.template)
 
 
@@ -488,7 +523,7 @@ def collapse_image_run(ids, image_id):
 def run_case(case, cli, work, spm_model):
     import numpy as np
     import torch
-    from transformers import LlavaForConditionalGeneration
+    from transformers import LlavaForConditionalGeneration, LlavaNextForConditionalGeneration
 
     t0 = time.time()
     out = os.path.join(work, case.name)
@@ -524,8 +559,9 @@ def run_case(case, cli, work, spm_model):
     proc_ids = inputs["input_ids"][0].tolist()
     n_image = int((inputs["input_ids"] == image_id).sum())
 
-    model, loading = LlavaForConditionalGeneration.from_pretrained(out, dtype=torch.float32, attn_implementation="eager",
-                                                                   output_loading_info=True)
+    model_class = LlavaNextForConditionalGeneration if case.next else LlavaForConditionalGeneration
+    model, loading = model_class.from_pretrained(out, dtype=torch.float32, attn_implementation="eager",
+                                                 output_loading_info=True)
     model.eval()
     # HF must have read every weight from the files (not left some at their random init)
     problems = {k: v for k, v in loading.items() if v}
@@ -556,7 +592,7 @@ def run_case(case, cli, work, spm_model):
     logits_npy = os.path.join(work, case.name + ".logits.npy")
     pixels_npy = os.path.join(work, case.name + ".pixels.npy")
     stdout, t_cli = run_cli(cli, ["run", "-m", out, "--image", image_path, "-p", case.question, "-n",
-                                  str(case.n_predict), "--template", case.template, "--preprocess", case.preprocess,
+                                  str(case.n_predict), "--template", case.template, "--preprocess", "auto" if case.next else case.preprocess,
                                   "--device", DL_DEVICE, "--dtype", DL_DTYPE, "-t", "2", "--json", "-",
                                   "--dump-logits", logits_npy, "--dump-pixels", pixels_npy], case.name)
     rep = json.loads(stdout)
@@ -579,8 +615,10 @@ def run_case(case, cli, work, spm_model):
     fig["prompt_len"] = len(hf_prompt)
     fig["n_image_tokens"] = n_image
 
-    # pixels
+    # pixels (NeXT: HF's [1, 1 + tiles, 3, S, S], DartLens's [1 + tiles, 3, S, S])
     hf_pixels = inputs["pixel_values"].float().numpy()
+    if case.next:
+        hf_pixels = hf_pixels[0]
     if dl_pixels.shape != hf_pixels.shape:
         errors.append(f"pixel shape DartLens {dl_pixels.shape} vs HF {hf_pixels.shape}")
     else:
@@ -621,9 +659,11 @@ def run_case(case, cli, work, spm_model):
         make_image(case, path, (w, h), mode, seed=case.seed * 100 + k)
         npy = os.path.join(work, f"{case.name}.extra{k}.pixels.npy")
         run_cli(cli, ["run", "-m", out, "--image", path, "-p", case.question, "-n", "1", "--template", case.template,
-                      "--preprocess", case.preprocess, "--device", DL_DEVICE, "--dtype", DL_DTYPE, "-t", "2",
+                      "--preprocess", "auto" if case.next else case.preprocess, "--device", DL_DEVICE, "--dtype", DL_DTYPE, "-t", "2",
                       "--dump-pixels", npy], f"{case.name} extra image {w}x{h} {mode}")
         ref = proc.image_processor(hf_image(case, path, proc), return_tensors="np")["pixel_values"]
+        if case.next:
+            ref = ref[0]
         got = np.load(npy)
         if got.shape != ref.shape:
             errors.append(f"pixels of {w}x{h} {mode}: shape DartLens {got.shape} vs HF {ref.shape}")

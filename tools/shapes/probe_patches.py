@@ -36,7 +36,7 @@ acc = {k: [] for k in ("aux_cls_obj", "aux_cls_bg", "aux_col_obj", "aln_cls_obj"
 with torch.no_grad():
     for s in scenes:
         s["mask"] = T.load_mask(d, s)
-        c, k, z = (torch.from_numpy(a) for a in T.patch_labels(s, r["size"], 14))
+        c, k, z = (torch.from_numpy(a) for a in T.patch_labels(s, r["size"], 14)[:3])
         px = np.asarray(Image.open(os.path.join(d, s["image"])).convert("RGB"))[None]
         proj = llava.get_image_features(pixel_values=T.to_pixel_values(px), vision_feature_layer=-1,
                                         vision_feature_select_strategy="default").pooler_output[0].float()

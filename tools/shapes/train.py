@@ -60,6 +60,13 @@ RECIPE = {
         {"kind": "joint", "steps": 1200, "batch": 8, "lr": 5e-4, "warmup": 50},
         # a second joint stage (its own schedule and scene sets): C alone ended below the bar
         {"kind": "joint", "steps": 1000, "batch": 8, "lr": 3e-4, "warmup": 20, "w_lm": 2.0},
+        # D, describe: joint, with the describe pointer on head 0 of layer 1 (see attention_loss).
+        # C2 ended at describe F1 0.79: the list lost objects and repeated groups
+        {"kind": "joint", "steps": 1200, "batch": 8, "lr": 3e-4, "warmup": 50, "w_lm": 2.0, "pointer_head": 0, "w_pointer": 0.5},
+        # D2: D ended at describe F1 0.855, repeating groups: the pointer's query did not know what
+        # was said. Head 2 of layer 0 now attends, at describe positions, to the group said last
+        {"kind": "joint", "steps": 800, "batch": 8, "lr": 3e-4, "warmup": 30, "w_lm": 2.0, "pointer_head": 0,
+         "prev_head": 2, "w_pointer": 0.5},
     ],
     "label_cover": 0.25,           # a patch is an object's when >= this fraction of its pixels show it
     "oracle_tied": True,
@@ -98,18 +105,31 @@ def describe(objects):
     """The describe answer as core/scenes/scenes.cpp words it, groups in a fixed order (class, then
     colour, in the order of CLASSES and COLORS), so the next group follows from the set of objects
     and what was said; the evaluation is order-free."""
+    return describe_spans(objects)[0]
+
+
+def describe_spans(objects):
+    """(describe answer, groups): per group in the order said, (first character, end character, the
+    indices in `objects` of its objects)."""
     groups = {}
-    for o in objects:
-        key = (o["color"], o["class"])
-        groups[key] = (groups.get(key, (0, 0))[0] + 1, (CLASSES.index(o["class"]), COLORS.index(o["color"])))
-    items = sorted(groups.items(), key=lambda kv: kv[1][1])
-    if not items:
-        return "There are no objects."
-    parts = []
-    for (color, cls), (n, _) in items:
-        parts.append(f"{article(color)} {color} {cls}" if n == 1 else f"{NUMBER_WORDS[min(n, 8)]} {color} {plural(cls)}")
-    text = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-    return ("There is " if items[0][1][0] == 1 else "There are ") + text + "."
+    for j, o in enumerate(objects):
+        key = (CLASSES.index(o["class"]), COLORS.index(o["color"]))
+        groups.setdefault(key, []).append(j)
+    if not groups:
+        return "There are no objects.", []
+    order = sorted(groups)
+    words = []
+    for ci, ki in order:
+        n, color, cls = len(groups[(ci, ki)]), COLORS[ki], CLASSES[ci]
+        words.append(f"{article(color)} {color} {cls}" if n == 1 else f"{NUMBER_WORDS[min(n, 8)]} {color} {plural(cls)}")
+    text = "There is " if len(groups[order[0]]) == 1 else "There are "
+    spans = []
+    for i, w in enumerate(words):
+        if i:
+            text += " and " if i == len(words) - 1 else ", "
+        spans.append((len(text), len(text) + len(w), groups[order[i]]))
+        text += w
+    return text + ".", spans
 
 
 def scene_qa(scene, rng):
@@ -120,7 +140,7 @@ def scene_qa(scene, rng):
         counts[o["class"]] = counts.get(o["class"], 0) + 1
     present = list(counts)
     absent = [c for c in CLASSES if c not in counts]
-    qa = [(DESCRIBE_Q, describe(objs))]
+    qa = [(DESCRIBE_Q, describe_spans(objs))]
     k = min(len(present), 3)
     for c in rng.sample(present, k):
         qa.append((f"Is there {article(c)} {c} in the image?", "Yes"))
@@ -200,9 +220,13 @@ class Encoder:
         self.n_image = n_image
 
     def sample(self, qa, template):
-        """(ids, labels, asked) for one conversation; labels -100 where no loss; asked = (position,
-        class index) of the class word of each existence, colour, count or where question."""
-        ids, labels, asked, describe_at = [1], [-100], [], []
+        """(ids, labels, asked, describe_at, pointer) for one conversation; labels -100 where no
+        loss; asked = (position, class index) of the class word of each existence, colour, count or
+        where question; describe_at = the positions of a describe answer and the one before it;
+        pointer = (position, object indices) for each position inside a describe answer: the
+        objects of the group that the next token belongs to (a separator belongs to the group after
+        it; none after the last group)."""
+        ids, labels, asked, describe_at, pointer = [1], [-100], [], [], []
 
         def add(text, learn):
             t = self.sp.encode(text)
@@ -220,8 +244,25 @@ class Encoder:
             else:
                 add("USER: " + q + " ASSISTANT:", False)
             if q == DESCRIBE_Q:
+                a, spans = a
                 first = len(ids)
-                describe_at.extend(range(first - 1, first - 1 + len(self.sp.encode(a)) + 1))
+                pieces = self.sp.encode(a, return_type="proto").pieces
+                describe_at.extend(range(first - 1, first - 1 + len(pieces) + 1))
+                # position first + t - 1 predicts piece t; the last prompt token (t = 0) is left out.
+                # With each: the positions of the pieces of the group said last before it (<s>
+                # before the first), what the query needs to know to point at the next group.
+                def group_of(c):
+                    return next((k for k, (_, end, _) in enumerate(spans) if c < end), len(spans))
+                starts = [pieces[t].begin for t in range(len(pieces))]
+                for t in range(1, len(pieces) + 1):
+                    c = starts[t] if t < len(pieces) else len(a)
+                    k = group_of(c)
+                    g = spans[k][2] if k < len(spans) else []
+                    prev = []
+                    if k > 0:
+                        b0, b1 = spans[k - 1][0], spans[k - 1][1]
+                        prev = [first + u for u in range(t) if b0 - 1 <= starts[u] < b1]
+                    pointer.append((first + t - 1, g, prev or [0]))
             c = asked_class(q)
             if c is not None:
                 pieces = [self.sp.id_to_piece(t) for t in ids[at:]]
@@ -230,7 +271,7 @@ class Encoder:
             add(a, True)
             ids.append(2)
             labels.append(2)
-        return ids, labels, asked, describe_at
+        return ids, labels, asked, describe_at, pointer
 
 
 def objects_by_class(scene):
@@ -317,7 +358,8 @@ def patch_labels(scene, size, patch=14, cover=None):
     class index + 1 and colour index + 1 of the object that shows on the most of the patch's pixels
     when that is at least `cover` of them, 0 otherwise; and each object's centre patch, the patch
     it covers most, nearest its visible pixels' centroid among equals, which gets the object's class
-    and colour (so a small object is always there) and the centre flag 1 (0 elsewhere)."""
+    and colour (so a small object is always there) and the centre flag 1 (0 elsewhere); and the
+    centre patch of each object (-1 when none of it shows)."""
     import numpy as np
     cover = RECIPE["label_cover"] if cover is None else cover
     g = size // patch
@@ -326,8 +368,9 @@ def patch_labels(scene, size, patch=14, cover=None):
     cls = np.zeros(g * g, dtype=np.int64)
     col = np.zeros(g * g, dtype=np.int64)
     ctr = np.zeros(g * g, dtype=np.int64)
+    centre = [-1] * len(objs)
     if not objs:
-        return cls, col, ctr
+        return cls, col, ctr, centre
     counts = np.stack([(owner == j + 1).sum(1) for j in range(len(objs))], 1)   # (g*g, objects)
     best = counts.argmax(1)
     take = counts.max(1) >= cover * patch * patch
@@ -342,7 +385,8 @@ def patch_labels(scene, size, patch=14, cover=None):
         dist = np.hypot(rc[:, None] - ys.mean(), rc[None, :] - xs.mean()).reshape(-1)
         c = int(np.argmax(counts[:, j] - 1e-3 * dist))
         cls[c], col[c], ctr[c] = ocls[j], ocol[j], 1
-    return cls, col, ctr
+        centre[j] = c
+    return cls, col, ctr, centre
 
 
 def to_pixel_values(batch_u8):
@@ -576,16 +620,33 @@ def train(args):
         layer_out["h"] = out[0] if isinstance(out, tuple) else out
     sup_layer.register_forward_pre_hook(attn_pre, with_kwargs=True)
     llava.language_model.layers[0].register_forward_hook(layer_post)
+    # The describe pointer (stages with "pointer"): one head of layer 1, the first layer whose
+    # queries know what was said before them, is trained at every position inside a describe
+    # answer to attend evenly to the centre tokens of the group of objects the next token belongs
+    # to (to <s> after the last group), so the list is read off the picture group by group.
+    ptr_layer = llava.language_model.layers[1].self_attn
+    ptr_in = {}
+    def ptr_pre(mod, a, kw):
+        ptr_in["h"] = kw.get("hidden_states", a[0] if a else None)
+    ptr_layer.register_forward_pre_hook(ptr_pre, with_kwargs=True)
 
-    def attention_loss(samples, pcls, pctr, pcol):
-        h = attn_in.pop("h")
-        out0 = layer_out.pop("h")
-        cos, sin = (t.float() for t in attn_in.pop("pe"))
-        hd = sup_layer.head_dim
+    def head_qk(layer, h, pe, heads):
+        cos, sin = (t.float() for t in pe)
+        hd = layer.head_dim
         def rope(x):  # HF Llama's rotate-half convention
             return x * cos + torch.cat([-x[..., hd // 2:], x[..., :hd // 2]], -1) * sin
-        qk = [(rope(sup_layer.q_proj(h)[..., i * hd:(i + 1) * hd].float()),
-               rope(sup_layer.k_proj(h)[..., i * hd:(i + 1) * hd].float())) for i in (0, 1, 2)]
+        return [(rope(layer.q_proj(h)[..., i * hd:(i + 1) * hd].float()),
+                 rope(layer.k_proj(h)[..., i * hd:(i + 1) * hd].float())) for i in heads]
+
+    def attention_loss(samples, pcls, pctr, pcol, centres=None, pointer_head=None, prev_head=None):
+        h = attn_in.pop("h")
+        out0 = layer_out.pop("h")
+        pe = attn_in.pop("pe")
+        hd = sup_layer.head_dim
+        qk = head_qk(sup_layer, h, pe, (0, 1, 2))
+        hp = ptr_in.pop("h")
+        pq, pk = head_qk(ptr_layer, hp, pe, (pointer_head,))[0] if pointer_head is not None else (None, None)
+        pointer_losses = []
         losses, feats, col_t, cnt_t = [], [], [], []
         bos = torch.zeros(1, dtype=torch.long)
         for b, smp in enumerate(samples):
@@ -597,23 +658,43 @@ def train(args):
                 for (q, k), tgt, mean in ((qk[0], tgt0 if len(tgt0) else bos, False), (qk[1], tgt1, True)):
                     lp = torch.log_softmax((k[b, :pos + 1] @ q[b, pos]) * hd ** -0.5, -1)
                     losses.append(-lp[tgt].mean() if mean else -torch.logsumexp(lp[tgt], 0))
-                objs = smp[4][c]
+                objs = smp[5][c]
                 feats.append(out0[b, pos])
                 cols = {o for o in objs}
                 col_t.append(0 if not objs else (COLORS.index(objs[0]) + 1 if len(cols) == 1 else -100))
                 cnt_t.append(min(len(objs), 8))
             # head 2, at every token of a describe answer (and the one before it): evenly to the
             # centre tokens of all objects, so each such position sees the list of objects
-            if smp[3]:
-                at = torch.tensor(smp[3])
+            describe_all = smp[3] if prev_head is None else smp[3][:1]  # the last prompt token only
+            if describe_all:
+                at = torch.tensor(describe_all)
                 sc = (qk[2][1][b] @ qk[2][0][b, at].T).T * hd ** -0.5          # (len(at), L)
                 sc = sc.masked_fill(torch.arange(sc.shape[1])[None, :] > at[:, None], float("-inf"))
-                centres = (pctr[b] == 1).nonzero().squeeze(1) + img0
-                losses.append(-torch.log_softmax(sc, -1)[:, centres].mean())
+                all_centres = (pctr[b] == 1).nonzero().squeeze(1) + img0
+                losses.append(-torch.log_softmax(sc, -1)[:, all_centres].mean())
+            if pq is not None and smp[4]:
+                at = torch.tensor([p for p, _, _ in smp[4]])
+                sc = (pk[b] @ pq[b, at].T).T * hd ** -0.5                      # (len(at), L)
+                sc = sc.masked_fill(torch.arange(sc.shape[1])[None, :] > at[:, None], float("-inf"))
+                lp = torch.log_softmax(sc, -1)
+                for row, (_, objs, _) in enumerate(smp[4]):
+                    tgt = [centres[b][j] + img0 for j in objs if centres[b][j] >= 0] or [0]
+                    pointer_losses.append(-lp[row, tgt].mean())
+            if prev_head is not None and smp[4]:
+                # layer 0's head `prev_head` at the same positions: evenly to the pieces of the group
+                # said last (<s> before the first), replacing its all-centres target there
+                at = torch.tensor([p for p, _, _ in smp[4]])
+                q, k = qk[prev_head]
+                sc = (k[b] @ q[b, at].T).T * hd ** -0.5
+                sc = sc.masked_fill(torch.arange(sc.shape[1])[None, :] > at[:, None], float("-inf"))
+                lp = torch.log_softmax(sc, -1)
+                for row, (_, _, prev) in enumerate(smp[4]):
+                    pointer_losses.append(-lp[row, prev].mean())
         pr = probe(torch.stack(feats).float())
         probe_loss = F.cross_entropy(pr[:, :nk], torch.tensor(col_t), ignore_index=-100) + \
             F.cross_entropy(pr[:, nk:], torch.tensor(cnt_t))
-        return torch.stack(losses).mean(), probe_loss
+        ptr = torch.stack(pointer_losses).mean() if pointer_losses else None
+        return torch.stack(losses).mean(), probe_loss, ptr
 
     def decoder_loss(ids, labels, mask, image_tokens):
         emb = llava.language_model.get_input_embeddings()(ids)
@@ -644,7 +725,7 @@ def train(args):
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": r["weight_decay"]},
                                  {"params": no_decay, "weight_decay": 0.0}], lr=S["lr"], betas=(0.9, 0.98))
         step, cursor = 0, 0  # cursor: scenes of this stage's sets consumed (each scene once)
-        if st and st["stage"] == si:
+        if st and st["stage"] == si and st["stage_step"] > 0:  # resumed inside this stage
             step, cursor = st["stage_step"], st["cursor"]
             if "opt" in st:
                 opt.load_state_dict(st["opt"])
@@ -682,7 +763,7 @@ def train(args):
                     tokens = oracle(pcls, pcol, pctr)
                     tokens = tokens + torch.randn_like(tokens) * S.get("noise", 0.0) * tokens.detach().std()
                     parts["lm"] = decoder_loss(ids, labels, mask, tokens)
-                    parts["attn"], parts["probe"] = attention_loss(samples, pcls, pctr, pcol)
+                    parts["attn"], parts["probe"], _ = attention_loss(samples, pcls, pctr, pcol)
                 else:
                     pv = to_pixel_values(pixels[idx])
                     proj, mse, dense, align, acc = vision_losses(pv, pcls, pcol, pctr)
@@ -692,7 +773,11 @@ def train(args):
                         parts["mse"], parts["align"] = mse, align
                     if kind == "joint":
                         parts["lm"] = decoder_loss(ids, labels, mask, proj)
-                        parts["attn"], parts["probe"] = attention_loss(samples, pcls, pctr, pcol)
+                        parts["attn"], parts["probe"], ptr = attention_loss(
+                            samples, pcls, pctr, pcol, [l[3] for l in labs], S.get("pointer_head"),
+                            S.get("prev_head"))
+                        if ptr is not None:
+                            parts["pointer"] = ptr
             total = sum(S.get("w_" + n, 1.0) * v for n, v in parts.items())
             opt.zero_grad(set_to_none=True)
             total.backward()
@@ -714,7 +799,8 @@ def train(args):
             if step % 250 == 0 or step == S["steps"]:
                 done = step == S["steps"]
                 state = {"model": model.state_dict(), "aux": aux.state_dict(), "probe": probe.state_dict(), "oracle": oracle.state_dict(),
-                         "stage": si + 1 if done else si, "stage_step": 0 if done else step, "cursor": cursor,
+                         "stage": si + 1 if done else si, "stage_step": 0 if done else step,
+                         "cursor": 0 if done else cursor,  # the next stage reads its own sets from j = 0
                          "step": sum(s["steps"] for s in stages[:si]) + step}
                 if not done:
                     state["opt"] = opt.state_dict()
