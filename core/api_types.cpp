@@ -43,6 +43,35 @@ Box ImageGeometry::patch_box_original(int index) const {
     return o;
 }
 
+ImageGeometry ImageGeometry::scaled_to(int width, int height) const {
+    ImageGeometry g = *this;
+    if (original_width <= 0 || original_height <= 0) return g;
+    const double sx = double(width) / original_width, sy = double(height) / original_height;
+    g.original_width = width;
+    g.original_height = height;
+    g.scale_x /= sx;
+    g.scale_y /= sy;
+    for (TokenPlace& t : g.tokens) t.box = {t.box.x0 * sx, t.box.y0 * sy, t.box.x1 * sx, t.box.y1 * sy};
+    return g;
+}
+
+int ImageGeometry::token_at(double x, double y, int view) const {
+    if (x < 0 || y < 0 || x >= original_width || y >= original_height) return -1;
+    if (tokens.empty()) {
+        if (rows <= 0 || cols <= 0 || patch_size <= 0 || view != 0) return -1;
+        const double px = x * scale_x + offset_x, py = y * scale_y + offset_y;
+        if (px < 0 || py < 0) return -1;
+        const int col = int(std::floor(px / patch_size)), row = int(std::floor(py / patch_size));
+        if (col >= cols || row >= rows) return -1;
+        return row * cols + col;
+    }
+    for (size_t i = 0; i < tokens.size(); ++i) {
+        const TokenPlace& t = tokens[i];
+        if (t.view == view && x >= t.box.x0 && x < t.box.x1 && y >= t.box.y0 && y < t.box.y1) return int(i);
+    }
+    return -1;
+}
+
 int PruneConfig::budget_for(int n) const {
     if (method == "none") return n;
     if (keep >= 0) return std::min(keep, n);

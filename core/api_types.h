@@ -78,6 +78,11 @@ struct ImageGeometry {
     // Box in original-image pixels, clipped to the original image (pad regions clip away; a
     // NeXT newline token has an empty box).
     Box patch_box_original(int index) const;
+    // The same geometry for a copy of the original resized to width x height (a display copy).
+    ImageGeometry scaled_to(int width, int height) const;
+    // The token of `view` (0 base, 1 tiles; LLaVA-1.5: 0) whose original box holds pixel (x, y),
+    // or -1.
+    int token_at(double x, double y, int view) const;
 };
 
 // --- pruning ----------------------------------------------------------------------------------

@@ -153,6 +153,7 @@ MainWindow::MainWindow(const MainWindowOptions& options, QWidget* parent)
         m_prompt = prompt;
         m_geometry = g;
         m_prepared = true;
+        m_tokenView->setEnabled(!g.tokens.empty());
     });
     connect(m_engine, &EngineController::previewReady, this, [this](quint64 gen, QVector<dl::PruningResult> results) {
         // the selection (kept counts, then the pictures) follows at once through selectionsChanged
@@ -443,6 +444,21 @@ QWidget* MainWindow::buildControlsPanel() {
                            "L1 norm of layer K−1's keys.");
     connect(m_overlayMode, &QComboBox::currentIndexChanged, this, [this] { updateOverlays(); });
     form->addRow("Overlay", m_overlayMode);
+
+    // LLaVA-NeXT: its base image and its tiles both cover the whole picture; one is drawn at a time
+    m_tokenView = new QComboBox;
+    m_tokenView->setObjectName("tokenView");
+    m_tokenView->addItem("tiles (high resolution)", "tiles");
+    m_tokenView->addItem("base image (336 px)", "base");
+    set_tip(m_tokenView, "LLaVA-NeXT only: the image span holds the base image's tokens first, then the tiles' "
+                         "tokens row by row (each row ended by an image_newline token, which has no pixels). "
+                         "Choose which of the two the overlays and the inspector show.");
+    m_tokenView->setEnabled(false);
+    connect(m_tokenView, &QComboBox::currentIndexChanged, this, [this] {
+        for (MethodColumn* c : m_columns) c->view()->setTokenView(m_tokenView->currentData().toString() == "base" ? 0 : 1);
+        updateOverlays();
+    });
+    form->addRow("NeXT view", m_tokenView);
 
     m_truthTags = new QLineEdit;
     m_truthTags->setObjectName("truthTags");
@@ -927,6 +943,7 @@ void MainWindow::cancelWork() {
 dl::OverlayOptions MainWindow::overlayOptions() const {
     dl::OverlayOptions o;
     o.mode = m_overlayMode->currentData().toString().toStdString();
+    o.view = m_tokenView->currentData().toString().toStdString();
     o.legend = true;
     o.show_pivots = true;
     return o;

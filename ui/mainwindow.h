@@ -191,6 +191,7 @@ private:
     QSpinBox* m_maxNewTokens = nullptr;
     QCheckBox* m_showRandom = nullptr;
     QComboBox* m_overlayMode = nullptr;
+    QComboBox* m_tokenView = nullptr;  // LLaVA-NeXT: tiles | base
     QLineEdit* m_truthTags = nullptr;
     std::string m_vocabularyName = "coco";  // "scenes" for a scene-world picture
     QPointer<BenchmarkView> m_benchmark;

@@ -51,13 +51,7 @@ OverlayFrames render_overlays(const OverlayJob& job, std::shared_ptr<const dl::R
     try {
         if (!display) display = display_copy(job.original, job.displayMax);
         // the geometry of the display copy maps its pixels to patches
-        dl::ImageGeometry g = job.geometry;
-        const double sx = double(display->width) / job.original->width;
-        const double sy = double(display->height) / job.original->height;
-        g.original_width = display->width;
-        g.original_height = display->height;
-        g.scale_x /= sx;
-        g.scale_y /= sy;
+        const dl::ImageGeometry g = job.geometry.scaled_to(display->width, display->height);
         frames.displayGeometry = job.prepared ? g : dl::ImageGeometry{};
         frames.pictureHeight = display->height;
         const QImage plain = to_qimage(*display);

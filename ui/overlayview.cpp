@@ -43,7 +43,7 @@ int OverlayView::patchAtViewport(const QPoint& pos) const {
     if (m_image.isNull()) return -1;
     const QPointF p = mapToScene(pos);
     if (p.y() >= m_pictureHeight) return -1;
-    return patch_at(m_geometry, p.x(), p.y());
+    return patch_at(m_geometry, p.x(), p.y(), m_view);
 }
 
 void OverlayView::highlightPatch(int index) {

@@ -25,6 +25,8 @@ public:
     void setImage(const QImage& image, int pictureHeight);
     const QImage& image() const { return m_image; }
     void setImageGeometry(const dl::ImageGeometry& geometry) { m_geometry = geometry; }
+    // LLaVA-NeXT: which view's tokens the mouse finds (1 tiles, 0 base image).
+    void setTokenView(int view) { m_view = view; }
 
     // Patch under a viewport position, or -1.
     int patchAtViewport(const QPoint& pos) const;
@@ -51,6 +53,7 @@ private:
     QImage m_image;
     int m_pictureHeight = 0;
     dl::ImageGeometry m_geometry;
+    int m_view = 1;
     QGraphicsPixmapItem* m_pixmap = nullptr;
     QGraphicsRectItem* m_highlight = nullptr;
     bool m_userZoomed = false;

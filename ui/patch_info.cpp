@@ -8,16 +8,8 @@
 
 namespace dlui {
 
-int patch_at(const dl::ImageGeometry& g, double x, double y) {
-    if (g.rows <= 0 || g.cols <= 0 || g.patch_size <= 0) return -1;
-    if (x < 0 || y < 0 || x >= g.original_width || y >= g.original_height) return -1;
-    const double px = x * g.scale_x + g.offset_x;
-    const double py = y * g.scale_y + g.offset_y;
-    if (px < 0 || py < 0) return -1;
-    const int col = int(std::floor(px / g.patch_size));
-    const int row = int(std::floor(py / g.patch_size));
-    if (col < 0 || row < 0 || col >= g.cols || row >= g.rows) return -1;
-    return row * g.cols + col;
+int patch_at(const dl::ImageGeometry& g, double x, double y, int view) {
+    return g.token_at(x, y, g.tokens.empty() ? 0 : view);
 }
 
 static std::string fmt(double v, const char* f = "%.3f") {
@@ -29,7 +21,18 @@ static std::string fmt(double v, const char* f = "%.3f") {
 std::string patch_tooltip(const dl::ImageGeometry& g, int index, const std::vector<MethodSelection>& methods) {
     std::ostringstream s;
     if (index < 0 || g.cols <= 0) return "";
-    s << "patch " << index << " (row " << index / g.cols << ", col " << index % g.cols << ")";
+    if (!g.tokens.empty()) {  // LLaVA-NeXT: say which view the token belongs to
+        if (index >= int(g.tokens.size())) return "";
+        const dl::TokenPlace& t = g.tokens[size_t(index)];
+        s << "token " << index << " of the span: "
+          << (t.view == 0 ? "base image" : t.view == 1 ? "tiles" : "image_newline") << " (row " << t.row << ", col "
+          << t.col;
+        if (t.view == 1)
+            s << ", tile " << t.row / std::max(1, g.rows) << "," << t.col / std::max(1, g.cols);
+        s << ")";
+    } else {
+        s << "patch " << index << " (row " << index / g.cols << ", col " << index % g.cols << ")";
+    }
     const size_t i = size_t(index);
     bool have_key = false, have_fastv = false, have_dup = false;
     for (const MethodSelection& m : methods) {

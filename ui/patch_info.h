@@ -13,8 +13,9 @@
 namespace dlui {
 
 // Patch index under original-image pixel (x, y), or -1 when the point maps outside the
-// preprocessed picture (cropped away) or outside the original image.
-int patch_at(const dl::ImageGeometry& geometry, double x, double y);
+// preprocessed picture (cropped away) or outside the original image. LLaVA-NeXT: the token of
+// `view` (1 tiles, 0 base image) there; ignored for LLaVA-1.5.
+int patch_at(const dl::ImageGeometry& geometry, double x, double y, int view = 1);
 
 struct MethodSelection {
     std::string name;              // column title ("DART", "FastV", ...)

@@ -91,6 +91,20 @@ std::string report_json(const ModelInfo& model, const PromptInfo& prompt, const 
                        {"mode", geometry.mode},
                        {"scale", {geometry.scale_x, geometry.scale_y}},
                        {"offset", {geometry.offset_x, geometry.offset_y}}};
+    if (!geometry.tokens.empty()) {
+        // LLaVA-NeXT: the chosen pinpoint and, per image token of the span, its view (0 base,
+        // 1 tiles, -1 image_newline), grid place and original-pixel box
+        json& g = j["image_grid"];
+        g["tiles"] = {{"rows", geometry.tile_rows}, {"cols", geometry.tile_cols}};
+        g["best_resolution"] = {{"width", geometry.best_width}, {"height", geometry.best_height}};
+        g["resized"] = {{"width", geometry.resized_width}, {"height", geometry.resized_height},
+                        {"paste_x", geometry.paste_x}, {"paste_y", geometry.paste_y}};
+        json tokens = json::array();
+        for (const TokenPlace& t : geometry.tokens)
+            tokens.push_back({t.view, t.row, t.col, t.box.x0, t.box.y0, t.box.x1, t.box.y1});
+        g["token_fields"] = {"view", "row", "col", "x0", "y0", "x1", "y1"};
+        g["tokens"] = tokens;
+    }
     double none_prefill = 0;
     for (const MethodRun& r : runs)
         if (r.config.method == "none") none_prefill = r.timing_ms.prefill;

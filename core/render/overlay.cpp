@@ -156,9 +156,15 @@ RgbImage render_overlay(const RgbImage& original, const ImageGeometry& geometry,
     const std::string& mode = options.mode;
     if (mode != "kept" && mode != "dup" && mode != "fastv" && mode != "keynorm")
         throw Error(str_cat("overlay: mode '", mode, "' is not kept, dup, fastv or keynorm"));
+    if (options.view != "auto" && options.view != "tiles" && options.view != "base")
+        throw Error(str_cat("overlay: view '", options.view, "' is not auto, tiles or base"));
     cv::Mat pic = to_mat(original);
     const int W = pic.cols, H = pic.rows;
-    const int n = geometry.rows * geometry.cols;
+    const int n = geometry.num_tokens();
+    // LLaVA-NeXT: the base image's tokens and the tiles' tokens cover the same pixels, so one view
+    // is drawn at a time (newline tokens have no pixels); LLaVA-1.5 has the one view 0.
+    const int view = geometry.tokens.empty() || options.view == "base" ? 0 : 1;
+    auto shown = [&](int i) { return geometry.view_of(i) == view; };
 
     const std::vector<float>* scores = heat_scores(pruning, mode);
     const bool heat = scores && int(scores->size()) == n && n > 0;
@@ -172,6 +178,7 @@ RgbImage render_overlay(const RgbImage& original, const ImageGeometry& geometry,
     const bool prune_shown = pruning.method != "none";
     const double fade = std::clamp(options.fade, 0.0, 1.0);
     for (int i = 0; i < n; i++) {
+        if (!shown(i)) continue;
         const cv::Rect r = patch_rect(geometry, i, W, H);
         if (r.area() == 0) continue;
         cv::Mat roi = pic(r);
@@ -189,9 +196,15 @@ RgbImage render_overlay(const RgbImage& original, const ImageGeometry& geometry,
     if (options.mark_unseen && n > 0) {
         // The model's view is the union of the patch boxes: everything outside it (the margins a
         // centre crop drops) is darkened and hatched so it never reads as "kept".
-        cv::Rect view = patch_rect(geometry, 0, W, H) | patch_rect(geometry, n - 1, W, H);
+        cv::Rect seen;
+        if (geometry.tokens.empty()) {
+            seen = patch_rect(geometry, 0, W, H) | patch_rect(geometry, n - 1, W, H);
+        } else {
+            for (int i = 0; i < n; i++)
+                if (shown(i)) seen |= patch_rect(geometry, i, W, H);
+        }
         cv::Mat unseen(H, W, CV_8U, cv::Scalar(255));
-        unseen(view).setTo(0);
+        unseen(seen).setTo(0);
         if (cv::countNonZero(unseen) > 0) {
             cv::Mat dark;
             cv::addWeighted(pic, 0.5, cv::Mat(pic.size(), CV_8UC3, kFadeGrey), 0.5, 0.0, dark);
@@ -204,6 +217,7 @@ RgbImage render_overlay(const RgbImage& original, const ImageGeometry& geometry,
 
     if (options.show_grid) {
         for (int i = 0; i < n; i++) {
+            if (!shown(i)) continue;
             const cv::Rect r = patch_rect(geometry, i, W, H);
             if (r.area() > 0) cv::rectangle(pic, r, cv::Scalar(255, 255, 255), 1);
         }
@@ -217,7 +231,7 @@ RgbImage render_overlay(const RgbImage& original, const ImageGeometry& geometry,
             for (size_t k = 0; k < pruning.pivot_image_indices.size(); k++)
                 pivots.push_back({pruning.pivot_image_indices[k], int(k)});
         for (const auto& [index, order] : pivots) {
-            if (index < 0 || index >= n) continue;
+            if (index < 0 || index >= n || !shown(index)) continue;
             const cv::Rect r = patch_rect(geometry, index, W, H);
             if (r.area() == 0) continue;
             // Outline and label drawn on the patch's own view, so nothing spills onto neighbours.
@@ -303,11 +317,7 @@ RgbImage render_composite(const RgbImage& original, const ImageGeometry& geometr
     const double ky = double(small_h) / pic.rows;
     cv::Mat small;
     cv::resize(pic, small, cv::Size(col_w, small_h), 0, 0, kx < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
-    ImageGeometry g = geometry;
-    g.original_width = col_w;
-    g.original_height = small_h;
-    g.scale_x = geometry.scale_x / kx;
-    g.scale_y = geometry.scale_y / ky;
+    const ImageGeometry g = geometry.scaled_to(col_w, small_h);
     const RgbImage small_rgb = from_mat(small);
 
     struct Column {
@@ -319,7 +329,7 @@ RgbImage render_composite(const RgbImage& original, const ImageGeometry& geometr
     for (const MethodRun& run : runs) {
         Column c;
         c.overlay = to_mat(render_overlay(small_rgb, g, run.pruning, options));
-        const int n = run.pruning.num_image_tokens > 0 ? run.pruning.num_image_tokens : geometry.rows * geometry.cols;
+        const int n = run.pruning.num_image_tokens > 0 ? run.pruning.num_image_tokens : geometry.num_tokens();
         const int kept = run.pruning.method == "none" ? n : run.pruning.kept_count;
         c.lines.push_back({run.config.label(), true});
         c.lines.push_back({str_cat("kept ", kept, " / ", n, run.cancelled ? "  (cancelled)" : ""), false});

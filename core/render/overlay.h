@@ -31,6 +31,9 @@ struct OverlayOptions {
     bool show_grid = false;     // thin patch grid inside the model's view
     bool legend = true;         // a strip below the picture: counts, or the colour bar min..max
     bool mark_unseen = true;    // hatch what the model never sees (margins a centre crop drops)
+    // LLaVA-NeXT: which tokens to draw, "tiles" (auto) or "base" (the whole picture at 336);
+    // the other view's tokens are left untouched. Ignored for LLaVA-1.5.
+    std::string view = "auto";
 };
 
 // Height in pixels of the legend strip render_overlay appends for an image of this width.
