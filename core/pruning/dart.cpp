@@ -18,12 +18,11 @@
 //     the span wraps the hash table, and only matters for exact ties, so we use ascending order.
 //   - ratio mode: q = floor(N * (1 - R) / P) as the reference computes it (not round()); the
 //     reported nominal budget is still config.budget_for(N).
-//   - B >= N keeps every image token (the reference would run out of candidates); for
-//     N - P_img < B < N, q = (N - P_img) // P, the guard of the reference's LLaVA-NeXT path
-//     (retain = min(B, N - P_img)), so the pool never runs dry.
-//   - LLaVA-NeXT: the span is the whole packed image (base, tiles, image_newline tokens), and
-//     newline tokens are image tokens like the others (pivots, picks, pruned), as the reference
-//     does; its default B = 320 keeps 4 + 8 * 40 = 324.
+//   - B >= N keeps every image token (the reference would run out of candidates).
+//   - LLaVA-NeXT: the span is the whole packed image (base, tiles, image_newline tokens); newline
+//     tokens are image tokens like the others (pivots, picks, pruned), as the reference's NeXT
+//     path does. Its quota is min(B, N - P_img) // P, equal to B // P whenever B <= N - P_img
+//     (its default B = 320 keeps 324); for N - P_img < B < N we keep our definition below.
 //   - fewer image/text tokens than P_img/P_txt: use what exists, and q divides by the pivots that
 //     exist. Pool exhausted before the last pivot (reference: topk error): the pivot takes what is
 //     left, later pivots take nothing. No pivot at all (P_img = 0 and no text after the image):
@@ -208,9 +207,7 @@ public:
         } else if (n_piv > 0) {
             int quota;
             if (c.keep >= 0) {
-                // min(B, N - P_img) // P as the reference's LLaVA-NeXT path computes it (the same
-                // as B // P whenever B <= N - P_img, as in every LLaVA-1.5 budget)
-                quota = std::min(c.keep, n - int(img_rank.size())) / n_piv;
+                quota = std::min(c.keep, n) / n_piv;
             } else {  // ratio: the reference divides the unrounded N*(1-R)
                 quota = int(std::floor(double(n) * (1.0 - c.ratio) / double(n_piv)));
             }

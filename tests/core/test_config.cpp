@@ -230,7 +230,7 @@ TEST(Config, BadInputNamesTheKey) {
     expect_error(with([](json& j) { j["text_config"]["vocab_size"] = 5000000000LL; }),
                  {"text_config.vocab_size", "range"});
     expect_error(with([](json& j) { j["model_type"] = "qwen2_vl"; }), {"model_type"});
-    expect_error(with([](json& j) { j["text_config"]["model_type"] = "mistral"; }), {"text_config.model_type"});
+    expect_error(with([](json& j) { j["text_config"]["model_type"] = "gemma"; }), {"text_config.model_type"});
     expect_error(with([](json& j) { j["image_token_id"] = 5; }), {"image_token_id", "disagrees"});
     expect_error(json::array({1, 2}), {"not a JSON object"});
 

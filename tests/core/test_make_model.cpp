@@ -218,11 +218,14 @@ TEST_F(MakeModelTiny, RefusesToOverwrite) {
 
 TEST(MakeModel, PresetsAndErrors) {
     std::vector<std::string> names = dl::make_model_preset_names();
-    ASSERT_EQ(names.size(), 4u);
+    ASSERT_EQ(names.size(), 7u);
     EXPECT_EQ(names[0], "tiny");
     EXPECT_EQ(names[1], "llava-geom-small");
     EXPECT_EQ(names[2], "llava-geom-medium");
     EXPECT_EQ(names[3], "llava-1.5-7b-geom");
+    EXPECT_EQ(names[4], "next-geom-small");  // LLaVA-NeXT presets (test_next, bench)
+    EXPECT_EQ(names[5], "next-tiny");
+    EXPECT_EQ(names[6], "next-tiny-mistral");
     // llava-1.5-7b-hf's published geometry (config.json of the Hub checkpoint).
     const dl::MakeModelPreset b7 = dl::make_model_preset("llava-1.5-7b-geom");
     EXPECT_EQ(b7.image_size, 336);

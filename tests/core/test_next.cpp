@@ -156,8 +156,10 @@ TEST(Next, ConfigParsing) {
     expect_error({{"model_type", "llava_onevision"}}, "model_type");
     expect_error({{"model_type", "llava_next"}, {"image_grid_pinpoints", {{336, 600}}}}, "image_grid_pinpoints[0]");
     expect_error({{"model_type", "llava_next"}, {"image_grid_pinpoints", json::array()}}, "image_grid_pinpoints");
-    expect_error({{"model_type", "llava_next"}, {"image_grid_pinpoints", {{336}}}}, "image_grid_pinpoints[0]");
-    expect_error({{"model_type", "llava_next"}, {"image_grid_pinpoints", {{"a", 336}}}}, "image_grid_pinpoints[0][0]");
+    expect_error({{"model_type", "llava_next"}, {"image_grid_pinpoints", json::array({json::array({336})})}},
+                 "image_grid_pinpoints[0]");
+    expect_error({{"model_type", "llava_next"}, {"image_grid_pinpoints", json::array({json::array({"a", 336})})}},
+                 "image_grid_pinpoints[0][0]");
     expect_error({{"text_config", {{"model_type", "mistral"}, {"sliding_window", -3}}}}, "sliding_window");
     expect_error({{"text_config", {{"model_type", "qwen2"}}}}, "text_config.model_type");
 }

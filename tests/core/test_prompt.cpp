@@ -81,8 +81,11 @@ TEST(Prompt, TemplateTexts) {
               "helpful, detailed, and polite answers to the human's questions. USER: <image>\nWhat is this? ASSISTANT:");
     EXPECT_EQ(dl::prompt_text("What is this?", "llava-hf"), "USER: <image>\nWhat is this? ASSISTANT:");
     std::vector<std::string> names = dl::prompt_template_names();
-    ASSERT_EQ(names.size(), 2u);
+    ASSERT_EQ(names.size(), 3u);
     EXPECT_EQ(names[0], "llava_v1");
+    EXPECT_EQ(names[2], "mistral");
+    // llava-v1.6-mistral-7b-hf's chat template
+    EXPECT_EQ(dl::prompt_text("Q?", "mistral"), "[INST] <image>\nQ? [/INST]");
 }
 
 TEST(Prompt, Errors) {
