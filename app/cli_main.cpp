@@ -238,13 +238,13 @@ int main(int argc, char** argv) {
     run->add_option("-p,--prompt", ra.prompt, "question about the image")->required();
     run->add_option("-n,--n-predict", ra.n_predict, "max new tokens")->default_val(64);
     run->add_option("--template", ra.templ, "llava_v1|llava-hf")->default_val("llava_v1");
-    run->add_option("--preprocess", ra.preprocess, "auto|crop|pad")->default_val("auto");
+    run->add_option("--preprocess", ra.preprocess, "auto|crop|pad|anyres (LLaVA-NeXT: anyres, what auto picks)")->default_val("auto");
     run->add_option("--device", ra.device, "auto|cpu|cuda|cuda:N")->default_val("auto");
     run->add_option("--dtype", ra.dtype, "auto|f32|bf16|f16")->default_val("auto");
     run->add_option("-t,--threads", ra.threads, "threads (0 = all cores)")->default_val(0);
     run->add_option("--json", ra.json_path, "write the JSON report to PATH (- for stdout)");
     run->add_option("--dump-logits", ra.logits_path, "write last-prompt-position logits as float32 .npy");
-    run->add_option("--dump-pixels", ra.pixels_path, "write the preprocessed image [1,3,H,W] as float32 .npy");
+    run->add_option("--dump-pixels", ra.pixels_path, "write the preprocessed image [1,3,H,W] (LLaVA-NeXT: [1+tiles,3,S,S]) as float32 .npy");
     run->add_option("--compare", ra.compare, "comma list of methods sharing one prefix, e.g. dart,fastv,none");
     run->add_option("--export", ra.export_dir, "write overlays, composite, report.json, figures.csv to DIR");
     run->add_flag("--overwrite", ra.overwrite, "let --export replace existing files");
@@ -328,7 +328,7 @@ int main(int argc, char** argv) {
     eval->add_option("-n,--n-predict", ea.n_predict, "max new tokens per answer")->default_val(64);
     eval->add_option("--limit", ea.limit, "only the first N questions of the file (before --shard)");
     eval->add_option("--template", ea.template_name, "llava_v1|llava-hf")->default_val("llava_v1");
-    eval->add_option("--preprocess", ea.preprocess, "auto|crop|pad")->default_val("auto");
+    eval->add_option("--preprocess", ea.preprocess, "auto|crop|pad|anyres")->default_val("auto");
     eval->add_option("--device", ea.device, "auto|cpu|cuda|cuda:N")->default_val("auto");
     eval->add_option("--dtype", ea.dtype, "auto|f32|bf16|f16")->default_val("auto");
     eval->add_option("-t,--threads", ea.threads, "threads (0 = all cores)")->default_val(0);

@@ -490,7 +490,9 @@ PromptInfo Session::prepare(const RunRequest& request, const ProgressFn& progres
     const std::string pkey = str_cat(request.template_name, "\x1f", request.question);
     PromptTokens pt = build_prompt(*s.tokenizer, request.question, request.template_name, c.image_token_index,
                                    s.tokenizer->bos_id());
-    if (!c.is_next()) check_context(c, pt, c.num_image_tokens());
+    // LLaVA-1.5's span length is fixed, so a too-long prompt fails here, before any image work;
+    // LLaVA-NeXT's follows from the picture and is checked once it is preprocessed.
+    int64_t seq = c.is_next() ? 0 : check_context(c, pt, c.num_image_tokens());
 
     const std::string ikey = file_key(request.image_path) + "\x1f" + mode;
     if (ikey != s.image_key || !s.pixel_values.defined()) {
@@ -515,7 +517,7 @@ PromptInfo Session::prepare(const RunRequest& request, const ProgressFn& progres
         s.prompt_key = pkey;
     }
     const int n_image = c.is_next() ? s.geometry.num_tokens() : c.num_image_tokens();
-    const int64_t seq = check_context(c, pt, n_image);
+    if (c.is_next()) seq = check_context(c, pt, n_image);
     s.request = request;
     s.preprocess_mode = mode;
     s.prompt.prompt_ids = pt.ids;

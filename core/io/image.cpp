@@ -248,8 +248,7 @@ cv::Mat resize_bicubic_pil(const cv::Mat& src8, int width, int height) {
     // Pillow (>= 11, libImaging/Resample.c) runs the vertical pass first when the height shrinks
     // by more than twice as many pixels as the width; the order changes the uint8 rounding.
     const int dy = img.rows - height, dx = img.cols - width;
-    const bool vertical_first = dy > 0 && dy > 2 * dx;
-    if (vertical_first && height != img.rows) img = resample_vertical(img, height);
+    if (dy > 0 && dy > 2 * dx) img = resample_vertical(img, height);
     if (width != img.cols) img = resample_horizontal(img, width);
     if (height != img.rows) img = resample_vertical(img, height);
     if (img.data == src8.data) img = src8.clone();

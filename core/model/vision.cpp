@@ -1,9 +1,9 @@
 // CLIP vision tower + LLaVA projector (see vision.h for what is computed and why).
 #include "core/model/vision.h"
 
-#include "core/io/image_next.h"
-
 #include <cmath>
+
+#include "core/io/image_next.h"
 
 #include "core/model/attention.h"
 #include "core/common.h"
