@@ -113,6 +113,7 @@ class Case:
     tiles: tuple = ()                   # LLaVA-NeXT: grid pinpoints as (rows, cols) of image_size tiles
     decoder: str = "llama"              # llama | mistral
     window: int = 0                     # mistral sliding_window (0: null)
+    prune: tuple = ()                   # ((method, budget B, layer K), ...): pruned runs vs prune_reference
 
     @property
     def next(self):
@@ -129,14 +130,17 @@ CASES = [
     Case("gqa-l2-default-crop-f32", 101, "GQA 4q/2kv, layer -2, default, crop of a wide 61x37 image, llava-hf template; "
          "pixels of 6 more pictures (big downscale, 1-pixel-off square, extreme aspect, L/LA/P modes)",
          template="llava-hf", extra_images=((640, 480, "RGB"), (43, 42, "RGB"), (3, 100, "L"), (200, 7, "LA"),
-                                            (77, 51, "P"), (1000, 1000, "RGB"))),
+                                            (77, 51, "P"), (1000, 1000, "RGB")),
+         prune=(("fastv", 5, 1),)),
     Case("mha-l1-full-pad-f32", 102, "MHA, layer -1, full (CLS kept), pad of a tall 33x58 image, llava_v1 template; "
          "pixels of 4 more pictures, padded",
          kv_heads=4, feature_layer=-1, strategy="full", image_size=28, preprocess="pad", image=(33, 58),
          template="llava_v1", extra_images=((640, 480, "RGB"), (3, 100, "L"), (200, 7, "LA"), (29, 30, "P"))),
-    Case("bf16-mqa-full-crop", 103, "BF16 checkpoint (f32 compute), MQA 4q/1kv, full, 3 text layers, downscale 97x80 -> 56",
+    Case("bf16-mqa-full-crop", 103, "BF16 checkpoint (f32 compute), MQA 4q/1kv, full, 3 text layers, downscale 97x80 -> 56; "
+         "DART and FastV at K = 2, DART at B = 4 < 8 pivots (quota 0: the pivots alone)",
          kv_heads=1, strategy="full", text_layers=3, image_size=56, image=(97, 80), dtype="bfloat16",
-         template="llava_v1", question="How many 3 colours are there, 12 or 7?"),
+         template="llava_v1", question="How many 3 colours are there, 12 or 7?",
+         prune=(("dart", 8, 2), ("fastv", 8, 2), ("dart", 4, 1))),
     Case("f16-sharded-pad-mha", 104, "F16 checkpoint sharded (index.json), MHA, layer -1, default, pad of 90x50",
          kv_heads=4, feature_layer=-1, dtype="float16", shard=True, preprocess="pad", image=(90, 50),
          template="llava-hf"),
@@ -157,10 +161,12 @@ CASES = [
          "pinpoints in 28-px tiles (patch 7), a wide 61x37 picture: 1x2 tiles, padding rows dropped; pixels of 5 more "
          "pictures (tall, square, extreme, tiny, big)",
          tiles=V16, image_size=28, patch=7, image=(61, 37), template="llava-hf", group="llava_next",
-         extra_images=((33, 90, "RGB"), (64, 64, "RGB"), (300, 20, "RGB"), (9, 13, "RGB"), (500, 377, "RGB"))),
+         extra_images=((33, 90, "RGB"), (64, 64, "RGB"), (300, 20, "RGB"), (9, 13, "RGB"), (500, 377, "RGB")),
+         prune=(("dart", 16, 1), ("fastv", 16, 1), ("dart", 32, 1))),
     Case("next-vicuna-tall-unpad-cols-v1", 202, "LLaVA-NeXT, Llama decoder, MHA, a tall 33x90 picture (3x1 tiles, "
          "padding columns dropped), llava_v1 template",
-         tiles=V16, image_size=28, patch=7, image=(33, 90), kv_heads=4, template="llava_v1", group="llava_next"),
+         tiles=V16, image_size=28, patch=7, image=(33, 90), kv_heads=4, template="llava_v1", group="llava_next",
+         prune=(("dart", 24, 1), ("fastv", 20, 1))),
     Case("next-mistral-window", 203, "LLaVA-NeXT with a Mistral decoder (MistralConfig, GQA 4/2) whose sliding window "
          "(40) is shorter than the prompt, a square 50x50 picture (2x2 tiles, nothing unpadded), [INST] template",
          tiles=V16, image_size=28, patch=7, image=(50, 50), decoder="mistral", window=40, template="mistral",
@@ -520,6 +526,153 @@ def collapse_image_run(ids, image_id):
     return out
 
 
+# ---------------------------------------------------------------------------------------------
+# pruned runs: DART and FastV computed layer by layer from HF's own modules (../shared/specs)
+
+
+def python_set_order(values):
+    """The iteration order of a CPython set built by inserting `values` in turn: the reference
+    iterates such a set, and CPython itself is the oracle here."""
+    return list(set(values))
+
+
+def prune_reference(model, inputs, image_id, method, budget, layer, n_predict, eos_ids):
+    """(kept image indices, (image pivots, text pivots) or None, last prompt logits, greedy tokens)
+    of a pruned run as ../shared/specs/dart.md and fastv.md state it, from the HF model's own
+    decoder layers, rotary embedding, final norm and lm_head. Layers < K run on the whole sequence;
+    the selection reads layer K-1's keys (after RoPE, KV heads repeated) and its output through the
+    final norm (DART), or its attention probabilities of the last query (FastV, HF's eager
+    attention); layers >= K run on the kept tokens at their original positions. Greedy decoding
+    recomputes the whole sequence per token, which equals a KV cache pruned once at prefill."""
+    import torch
+    import torch.nn.functional as F
+    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb, repeat_kv
+
+    lm = model.model.language_model
+    layers = list(lm.layers)
+    with torch.no_grad():
+        embeds = model(**inputs, output_hidden_states=True).hidden_states[0][0]   # [S, d]: text + image features
+    ids = inputs["input_ids"][0]
+    img = (ids == image_id).nonzero().flatten()
+    s0, n = int(img[0]), int(img.numel())
+
+    def run_layers(h, pos, which, probe=None):
+        """h [1, T, d] through the layers `which` at positions pos [T]; probe(i, layer, h_in, pe, attn)."""
+        T = h.shape[1]
+        pe = lm.rotary_emb(h, pos[None])
+        mask = torch.full((T, T), float("-inf")).triu(1)[None, None]
+        for i in which:
+            seen = {}
+            hook = layers[i].self_attn.register_forward_hook(lambda m, a, out: seen.update(w=out[1]))
+            h_in = h
+            out = layers[i](h, attention_mask=mask, position_ids=pos[None], position_embeddings=pe)
+            hook.remove()
+            h = out[0] if isinstance(out, tuple) else out
+            if probe:
+                probe(i, layers[i], h_in, pe, seen.get("w"))
+        return h
+
+    def select(sel):
+        if method == "fastv":
+            score = sel["attn"][0, :, -1, s0:s0 + n].mean(0)                # heads averaged, last query row
+            return {"image": sorted(torch.topk(score, budget).indices.tolist()), "pivots": None}
+        l1 = sel["keys"].abs().sum(-1)
+        img_piv = (torch.topk(l1[s0:s0 + n], 4).indices + s0).tolist()
+        txt_piv = (torch.topk(l1[s0 + n:], 4).indices + s0 + n).tolist()
+        q = budget // 8
+        hn = sel["hn"]
+        cand = [c for c in range(s0, s0 + n) if c not in img_piv]
+        kept = list(img_piv)
+        for p in python_set_order(img_piv + txt_piv):
+            sim = F.cosine_similarity(hn[p][None], hn[cand], dim=-1)
+            pick = [cand[j] for j in torch.topk(sim, min(q, len(cand)), largest=False).indices.tolist()]
+            kept += pick
+            cand = [c for c in cand if c not in pick]
+        return {"image": sorted(k - s0 for k in kept if s0 <= k < s0 + n), "pivots": (img_piv, txt_piv)}
+
+    keep = None
+
+    def logits_of(tokens):
+        """Last-position logits of prompt + tokens, pruned at K with the prefill's selection."""
+        nonlocal keep
+        h = embeds if not tokens else torch.cat([embeds, lm.embed_tokens(torch.tensor(tokens, dtype=torch.long))], 0)
+        h = h[None]
+        T = h.shape[1]
+        sel = {}
+
+        def probe(i, lay, h_in, pe, w):
+            if i != layer - 1:
+                return
+            a = lay.self_attn
+            k = a.k_proj(lay.input_layernorm(h_in)).view(1, T, -1, a.head_dim).transpose(1, 2)
+            cos, sin = pe
+            _, k = apply_rotary_pos_emb(k, k, cos, sin)
+            k = repeat_kv(k, a.num_key_value_groups)                       # [1, H, T, hd]
+            sel["keys"] = k[0].transpose(0, 1).reshape(T, -1)              # [T, H*hd]
+            sel["attn"] = w                                                # [1, H, T, T] probabilities
+        h = run_layers(h, torch.arange(T), range(layer), probe)
+        if keep is None:  # the prefill selects
+            sel["hn"] = lm.norm(h[0])
+            keep = select(sel)
+        idx = torch.tensor(sorted(list(range(s0)) + [s0 + i for i in keep["image"]] + list(range(s0 + n, T))))
+        h = run_layers(h[:, idx], idx, range(layer, len(layers)))
+        return model.lm_head(lm.norm(h))[0, -1]
+
+    with torch.no_grad():
+        logits = logits_of([])
+        tokens = []
+        nxt = int(logits.argmax())
+        while len(tokens) < n_predict and nxt not in eos_ids:
+            tokens.append(nxt)
+            if len(tokens) < n_predict:
+                nxt = int(logits_of(tokens).argmax())
+    return keep["image"], keep["pivots"], logits.float().numpy(), tokens
+
+
+def check_pruned(case, cli, out, image_path, model, inputs, image_id, eos_ids, hf_logits, work, errors):
+    """Every (method, B, K) of case.prune: DartLens's kept set, pivots, prompt logits and greedy
+    tokens against prune_reference, whose unpruned path (FastV keeping all N) must give HF's logits."""
+    import numpy as np
+    figs = []
+    n = int((inputs["input_ids"] == image_id).sum())
+    _, _, full, _ = prune_reference(model, inputs, image_id, "fastv", n, 1, 0, eos_ids)
+    rel = float(np.abs(full.astype(np.float64) - hf_logits).max() / np.abs(hf_logits).max())
+    check(rel <= 1e-5, f"the layer-by-layer reference, unpruned, is not HF's forward (rel {rel:.3g})", errors)
+    for method, budget, layer in case.prune:
+        b = budget
+        label = f"{method} B={b} K={layer}"
+        kept, pivots, ref_logits, ref_tokens = prune_reference(model, inputs, image_id, method, b, layer,
+                                                               case.n_predict, eos_ids)
+        npy = os.path.join(work, f"{case.name}.{method}{b}k{layer}.logits.npy")
+        stdout, _ = run_cli(cli, ["run", "-m", out, "--image", image_path, "-p", case.question, "-n", str(case.n_predict),
+                                  "--template", case.template, "--preprocess", "auto" if case.next else case.preprocess,
+                                  "--device", DL_DEVICE, "--dtype", DL_DTYPE, "-t", "2", "--json", "-",
+                                  "--method", method, "--keep", str(b), "--layer", str(layer),
+                                  "--dart-scores", "f32", "--dump-logits", npy], f"{case.name} {label}")
+        rep = json.loads(stdout)
+        run = rep["runs"][0] if "runs" in rep else rep
+        pr = run["pruning"]
+        fig = {"run": label, "image_tokens": n, "kept": len(kept)}
+        check(pr["kept_image_indices"] == kept, f"{label}: kept image tokens differ:\n  DartLens {pr['kept_image_indices']}"
+              f"\n  reference {kept}", errors)
+        if pivots:
+            s0 = rep["image_span"]["start"]
+            check(sorted(i + s0 for i in pr["pivot_image_indices"]) == sorted(pivots[0]),
+                  f"{label}: image pivots DartLens {pr['pivot_image_indices']} (+{s0}) vs reference {pivots[0]}", errors)
+            check(sorted(pr["pivot_text_indices"]) == sorted(pivots[1]),
+                  f"{label}: text pivots DartLens {pr['pivot_text_indices']} vs reference {pivots[1]}", errors)
+        dl = np.load(npy)
+        r = float(np.abs(dl.astype(np.float64) - ref_logits).max() / np.abs(ref_logits).max())
+        fig["logit_rel"] = r
+        tol = LOGIT_REL_TOL if DL_DTYPE == "f32" else LOGIT_REL_TOL_HALF
+        check(r <= tol, f"{label}: prompt logits rel diff {r:.3g} > {tol}", errors)
+        check(run["output_ids"] == ref_tokens, f"{label}: greedy tokens differ:\n  DartLens {run['output_ids']}\n"
+              f"  reference {ref_tokens}", errors)
+        fig["greedy_tokens"] = len(ref_tokens)
+        figs.append(fig)
+    return figs
+
+
 def run_case(case, cli, work, spm_model):
     import numpy as np
     import torch
@@ -652,6 +805,9 @@ def run_case(case, cli, work, spm_model):
         fig["eos_step"] = info["eos_step"]
     check(run.get("text") == hf_text,
           f"decoded answer: DartLens {run.get('text')!r} vs HF {hf_text!r}", errors)
+    if case.prune and DL_DTYPE == "f32":  # half compute may rank near-ties differently: f32 only
+        fig["pruned"] = check_pruned(case, cli, out, image_path, model, inputs, image_id, eos_ids, hf_logits, work,
+                                     errors)
     # more pictures through the same checkpoint: preprocessing only
     extra = []
     for k, (w, h, mode) in enumerate(case.extra_images):
@@ -919,6 +1075,9 @@ def main():
                   f"max|diff| {r.get('pixel_max_abs')}, logits rel {r['logit_rel']:.2e}, "
                   f"greedy {len(r['hf_new_tokens'])} tokens{' (eos)' if r['hf_stopped_at_eos'] else ''}, "
                   f"min top-2 margin {r['min_top2_margin']:.3g} ({r['seconds']['total']} s)")
+            for pf in r.get("pruned", []):
+                print(f"    pruned {pf['run']}: kept {pf['kept']}/{pf['image_tokens']} as the reference, logits rel "
+                      f"{pf['logit_rel']:.2e}, greedy {pf['greedy_tokens']} tokens")
         else:
             print(f"[{status}] {name}")
         for e in r["errors"]:
