@@ -237,7 +237,7 @@ int main(int argc, char** argv) {
     run->add_option("--image", ra.image, "image file")->required();
     run->add_option("-p,--prompt", ra.prompt, "question about the image")->required();
     run->add_option("-n,--n-predict", ra.n_predict, "max new tokens")->default_val(64);
-    run->add_option("--template", ra.templ, "llava_v1|llava-hf")->default_val("llava_v1");
+    run->add_option("--template", ra.templ, "llava_v1|llava-hf|mistral")->default_val("llava_v1");
     run->add_option("--preprocess", ra.preprocess, "auto|crop|pad|anyres (LLaVA-NeXT: anyres, what auto picks)")->default_val("auto");
     run->add_option("--device", ra.device, "auto|cpu|cuda|cuda:N")->default_val("auto");
     run->add_option("--dtype", ra.dtype, "auto|f32|bf16|f16")->default_val("auto");
@@ -327,7 +327,7 @@ int main(int argc, char** argv) {
     eval->add_flag("--resume", ea.resume, "keep the samples already in --out and answer only the rest");
     eval->add_option("-n,--n-predict", ea.n_predict, "max new tokens per answer")->default_val(64);
     eval->add_option("--limit", ea.limit, "only the first N questions of the file (before --shard)");
-    eval->add_option("--template", ea.template_name, "llava_v1|llava-hf")->default_val("llava_v1");
+    eval->add_option("--template", ea.template_name, "llava_v1|llava-hf|mistral")->default_val("llava_v1");
     eval->add_option("--preprocess", ea.preprocess, "auto|crop|pad|anyres")->default_val("auto");
     eval->add_option("--device", ea.device, "auto|cpu|cuda|cuda:N")->default_val("auto");
     eval->add_option("--dtype", ea.dtype, "auto|f32|bf16|f16")->default_val("auto");

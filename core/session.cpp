@@ -445,7 +445,7 @@ ModelInfo Session::load_model(const std::string& dir, const LoadOptions& options
     s.load_ms = ms_since(t0);
     s.info = s.model->info();
     s.info.threads = threads;
-    s.info.preprocess = pre.mode;
+    s.info.preprocess = s.model->config().is_next() ? "anyres" : pre.mode;  // NeXT: the span varies per picture
     s.prepared = false;
     s.image_key.clear();
     s.prompt_key.clear();

@@ -952,12 +952,15 @@ dl::OverlayOptions MainWindow::overlayOptions() const {
 void MainWindow::updateModelLabels() {
     const dl::ModelInfo& i = m_modelInfo;
     m_modelLabel->setText(QString("<b>%1</b><br/><small>%2 · %3 params<br/>weights %4 → compute %5 on %6, "
-                                  "%7 threads<br/>%8 layers · %9 image tokens (%10×%10 px, %11)</small>")
+                                  "%7 threads<br/>%8 layers · %9 (%10×%10 px, %11)</small>")
                               .arg(QString::fromStdString(i.name).toHtmlEscaped(), format_bytes(i.weight_bytes),
                                    QString::number(double(i.num_parameters) / 1e6, 'f', 1) + "M",
                                    QString::fromStdString(i.weight_dtype), QString::fromStdString(i.compute_dtype),
                                    QString::fromStdString(i.device), QString::number(i.threads),
-                                   QString::number(i.num_layers), QString::number(i.num_image_tokens))
+                                   QString::number(i.num_layers),
+                                   // LLaVA-NeXT: per view; the span (base + tiles + newlines) follows the picture
+                                   i.preprocess == "anyres" ? QString("%1 image tokens per view").arg(i.num_image_tokens)
+                                                            : QString("%1 image tokens").arg(i.num_image_tokens))
                               .arg(i.image_size)
                               .arg(QString::fromStdString(i.preprocess)));
     m_modelLabel->setToolTip(QString::fromStdString(i.dir + " (" + i.layout + ")"));
@@ -991,7 +994,10 @@ void MainWindow::updateKeptLabel() {
     if (const dl::PruningResult* r = resultFor("none")) column("none")->setKeptText(kept_text(*r));
     if (parts.isEmpty() && m_modelLoaded) {
         const int n = m_modelInfo.num_image_tokens;
-        parts << QString("budget %1 / %2").arg(configFor("dart").budget_for(n)).arg(n);
+        if (m_modelInfo.preprocess == "anyres")  // NeXT: N is known once a picture is prepared
+            parts << QString("budget %1 (of the picture's span)").arg(configFor("dart").budget_for(n));
+        else
+            parts << QString("budget %1 / %2").arg(configFor("dart").budget_for(n)).arg(n);
     }
     m_keptLabel->setText(parts.join("\n"));
 }

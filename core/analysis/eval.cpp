@@ -890,7 +890,14 @@ int run_eval(const EvalArgs& a) {
     lo.dtype = a.dtype;
     lo.threads = a.threads;
     const ModelInfo info = session.load_model(a.model_dir, lo);
-    const int n_image = info.num_image_tokens;
+    // LLaVA-NeXT (anyres): the image span's length follows from each picture, so budgets are
+    // absolute (--keep) and "none" is recorded as budget 0 = every image token; each sample
+    // keeps its own image-token count.
+    const bool anyres = info.preprocess == "anyres";
+    if (anyres && !ratios.empty())
+        throw Error(str_cat("--ratio: ", a.model_dir, " is LLaVA-NeXT, whose image span varies with the picture; give ",
+                            "absolute budgets with --keep (the paper's: 320, 160, 640)"));
+    const int n_image = anyres ? 0 : info.num_image_tokens;
 
     std::vector<Config> configs;
     for (const std::string& m : methods) {
@@ -902,7 +909,7 @@ int run_eval(const EvalArgs& a) {
             pc.method = m;
             for (int k : keeps) {
                 pc.keep = k;
-                budgets.push_back(pc.budget_for(n_image));
+                budgets.push_back(anyres ? k : pc.budget_for(n_image));  // NeXT: clamped per picture when run
             }
             pc.keep = -1;
             for (double r : ratios) {
@@ -964,7 +971,7 @@ int run_eval(const EvalArgs& a) {
                            .string();
     config["model"] = info.name;
     config["compute_dtype"] = info.compute_dtype;
-    config["num_image_tokens"] = n_image;
+    config["num_image_tokens"] = n_image;  // 0: LLaVA-NeXT, per sample
     config["layer"] = a.layer;
     config["seed"] = a.seed;
     config["max_new_tokens"] = a.n_predict;

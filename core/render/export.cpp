@@ -111,10 +111,19 @@ static std::string sanitise(const std::string& s) {
     return out.empty() ? "run" : out;
 }
 
+// LLaVA-NeXT (anyres): every overlay in both views, tiles then base.
+static std::vector<std::string> export_views(const ExportRequest& request) {
+    if (request.geometry.mode == "anyres") return {"tiles", "base"};
+    return {""};
+}
+
 std::vector<std::string> export_file_names(const ExportRequest& request) {
     std::vector<std::string> names;
+    const std::vector<std::string> views = export_views(request);
     for (size_t i = 0; i < request.runs.size(); i++)
-        names.push_back(str_cat("overlay_", i, "_", sanitise(request.runs[i].config.method), ".png"));
+        for (const std::string& v : views)
+            names.push_back(str_cat("overlay_", i, "_", sanitise(request.runs[i].config.method), v.empty() ? "" : "_", v,
+                                    ".png"));
     names.push_back("composite.png");
     names.push_back("report.json");
     names.push_back("figures.csv");
@@ -182,7 +191,11 @@ std::vector<std::string> export_all(const ExportRequest& request) {
     // Render everything before touching the disk, so a rendering error leaves no partial export.
     std::vector<std::string> contents;
     for (const MethodRun& run : request.runs)
-        contents.push_back(encode_png(render_overlay(request.original, request.geometry, run.pruning, request.overlay)));
+        for (const std::string& v : export_views(request)) {
+            OverlayOptions o = request.overlay;
+            if (!v.empty()) o.view = v;
+            contents.push_back(encode_png(render_overlay(request.original, request.geometry, run.pruning, o)));
+        }
     contents.push_back(encode_png(render_composite(request.original, request.geometry, request.runs,
                                                    request.question, request.overlay)));
     contents.push_back(request.report_json);

@@ -33,7 +33,8 @@ struct ExportRequest {
 };
 
 // File names export_all writes into dir, in order: overlay_<i>_<method>.png for each run (i from
-// 0, method sanitised to [A-Za-z0-9_-]), composite.png, report.json, figures.csv.
+// 0, method sanitised to [A-Za-z0-9_-]; LLaVA-NeXT geometry: overlay_<i>_<method>_tiles.png and
+// _base.png, one per view), composite.png (in request.overlay's view), report.json, figures.csv.
 std::vector<std::string> export_file_names(const ExportRequest& request);
 
 // figures.csv text: a header row, then one row per run: method, layer, budget, kept_count,

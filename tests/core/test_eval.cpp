@@ -682,3 +682,45 @@ TEST(EvalCli, AnnotationsLabelLlavaPopeTestFiles) {
 }
 
 }  // namespace
+
+// LLaVA-NeXT: the span's length follows from each picture, so --ratio is refused, "none" is
+// recorded as budget 0, and every sample carries its picture's own image-token count, which must
+// be the span `dartlens-cli run --json` reports for that picture.
+TEST(EvalCli, NextBudgetsAreAbsoluteAndCountsPerPicture) {
+    const World& w = world();
+    const std::string root = dltest::scratch_dir("eval-next");
+    const std::string model = root + "/next-tiny";
+    dl::make_model("next-tiny", model, 3);
+    const std::string base = "eval --task pope -m " + model + " --questions " + w.questions + " --images " + w.scenes +
+                             " -n 2 -t 1 --method none,dart ";
+    const std::string e = dltest::expect_cli_error(base + "--ratio 0.5 --out " + root + "/r");
+    EXPECT_NE(e.find("LLaVA-NeXT"), std::string::npos) << e;
+    EXPECT_NE(e.find("--keep"), std::string::npos) << e;
+    std::string out;
+    ASSERT_EQ(dltest::run_command(cli() + " " + base + "--keep 16 --out " + root + "/out", &out), 0) << out;
+    const std::vector<json> none = read_jsonl(root + "/out/samples_pope_none_0.jsonl");
+    const std::vector<json> dart = read_jsonl(root + "/out/samples_pope_dart_16.jsonl");
+    ASSERT_EQ(none.size(), 6u);
+    ASSERT_EQ(dart.size(), 6u);
+    std::map<std::string, int> span;  // picture -> span length from `run`
+    for (size_t i = 0; i < none.size(); ++i) {
+        const std::string image = none[i]["image"].get<std::string>();
+        if (!span.count(image)) {
+            std::string log;
+            const std::string js = root + "/" + image + ".json";
+            ASSERT_EQ(dltest::run_command(cli() + " run -m " + model + " --image " + w.scenes + "/" + image +
+                                              " -p x -n 1 -t 1 --json " + js,
+                                          &log),
+                      0)
+                << log;
+            span[image] = json::parse(dltest::read_file(js))["image_span"]["length"].get<int>();
+        }
+        EXPECT_EQ(none[i]["budget"], 0);
+        EXPECT_EQ(none[i]["num_image_tokens"], span[image]) << image;
+        EXPECT_EQ(none[i]["kept_count"], span[image]) << image;
+        EXPECT_EQ(dart[i]["num_image_tokens"], span[image]) << image;
+        EXPECT_EQ(dart[i]["kept_count"], 4 + 8 * (16 / 8)) << image;  // 4 image pivots + 8 pivots x quota 2
+    }
+    const json results = json::parse(dltest::read_file(root + "/out/results.json"));
+    EXPECT_EQ(results["config"]["num_image_tokens"], 0);
+}

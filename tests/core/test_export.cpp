@@ -5,11 +5,14 @@
 
 #include <filesystem>
 
+#include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 
 #include "core/common.h"
 #include "core/render/export.h"
+#include "core/io/config.h"
 #include "core/io/image.h"
+#include "core/io/image_next.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -203,4 +206,42 @@ TEST(Export, ExistingFileRefusedNothingWritten) {
     dl::ExportRequest empty = req;
     empty.runs.clear();
     EXPECT_THROW(dl::export_all(empty), dl::Error);
+}
+
+// LLaVA-NeXT: every overlay in both views (tiles, base). Half the span kept (the base image's
+// tokens come first): the base view shows its kept tokens, the tile view fades every tile, so the
+// two files differ; each equals render_overlay asked for that view.
+TEST(Export, NextWritesTileAndBaseViews) {
+    const std::string dir = dltest::scratch_dir("export_next") + "/out";
+    dl::ExportRequest req = make_request(dir);
+    const dl::LlavaConfig c = dl::LlavaConfig::from_json(
+        nlohmann::json{{"model_type", "llava_next"}, {"text_config", {{"model_type", "llama"}}}}, "config.json");
+    cv::Mat img(80, 120, CV_8UC3, cv::Scalar(90, 90, 90));
+    req.geometry = dl::preprocess_image_next(img, dl::PreprocessorConfig{}, c).geometry;
+    ASSERT_EQ(req.geometry.mode, "anyres");
+    const int n = req.geometry.num_tokens();
+    ASSERT_GT(n, 576);
+    req.runs.resize(2);
+    dl::PruningResult& p = req.runs[1].pruning;
+    p.method = "dart";
+    p.num_image_tokens = n;
+    for (int i = 0; i < 576; i += 2) p.kept_image_indices.push_back(i);
+    p.kept_count = int(p.kept_image_indices.size());
+    req.runs[0].pruning.num_image_tokens = n;
+    req.runs[0].pruning.kept_count = n;
+    for (int i = 0; i < n; ++i) req.runs[0].pruning.kept_image_indices.push_back(i);
+    const std::vector<std::string> names = {"overlay_0_none_tiles.png", "overlay_0_none_base.png",
+                                            "overlay_1_dart_tiles.png", "overlay_1_dart_base.png",
+                                            "composite.png", "report.json", "figures.csv"};
+    EXPECT_EQ(dl::export_file_names(req), names);
+    const std::vector<std::string> paths = dl::export_all(req);
+    ASSERT_EQ(paths.size(), names.size());
+    const std::string tiles = dltest::read_file(paths[2]), base = dltest::read_file(paths[3]);
+    EXPECT_NE(tiles, base);
+    for (const std::string view : {"tiles", "base"}) {
+        dl::OverlayOptions o = req.overlay;
+        o.view = view;
+        const std::string expected = dl::encode_png(dl::render_overlay(req.original, req.geometry, p, o));
+        EXPECT_EQ(view == std::string("tiles") ? tiles : base, expected) << view;
+    }
 }
