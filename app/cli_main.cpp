@@ -13,6 +13,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -28,6 +29,7 @@
 #include "core/analysis/report.h"
 #include "core/scenes/scenes.h"
 #include "core/io/tokenizer.h"
+#include "app/openmp_defaults.h"
 
 #include <nlohmann/json.hpp>
 
@@ -226,6 +228,15 @@ int cmd_tokenize(const TokenizeArgs& a) {
 }
 
 }  // namespace
+
+// The commands that run the model re-execute once with DartLens's OpenMP defaults
+// (app/openmp_defaults.h); the others start once.
+bool dl_app::openmp_defaults_wanted(char** argv) {
+    if (!argv[0] || !argv[1]) return false;
+    for (const char* c : {"run", "bench", "eval"})
+        if (std::strcmp(argv[1], c) == 0) return true;
+    return false;
+}
 
 int main(int argc, char** argv) {
     CLI::App app{"dartlens-cli: DART / FastV vision-token pruning on LLaVA-1.5 (llava-hf checkpoints)"};

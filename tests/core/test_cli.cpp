@@ -150,3 +150,26 @@ TEST(Cli, CudaWithoutGpuIsOneLine) {
 }
 
 }  // namespace
+
+// app/openmp_defaults.h: the computing commands run with GOMP_SPINCOUNT=1000 unless the user set
+// an OpenMP wait setting or DARTLENS_OPENMP_DEFAULTS=0; libgomp itself reports what it read
+// (OMP_DISPLAY_ENV=verbose), so this is checked in the OpenMP runtime, not in our code.
+TEST(Cli, OpenMpSpinDefaultReachesLibgomp) {
+    auto spin = [&](const std::string& env, const std::string& args) {
+        std::string out;
+        dltest::run_command("env -u GOMP_SPINCOUNT -u OMP_WAIT_POLICY OMP_DISPLAY_ENV=verbose " + env + " " + cli() +
+                                " " + args,
+                            &out);
+        const std::string key = "GOMP_SPINCOUNT = '";
+        const size_t at = out.find(key);
+        if (at == std::string::npos) return std::string("?");
+        return out.substr(at + key.size(), out.find('\'', at + key.size()) - at - key.size());
+    };
+    const std::string run = "run -m " + model_dir() + " --image " + sample_image() + " -p x -n 1 -t 1";
+    const std::string plain = spin("DARTLENS_OPENMP_DEFAULTS=0", run);
+    if (plain == "?") GTEST_SKIP() << "this OpenMP runtime does not report GOMP_SPINCOUNT (not libgomp)";
+    EXPECT_NE(plain, "1000");
+    EXPECT_EQ(spin("", run), "1000");
+    EXPECT_EQ(spin("GOMP_SPINCOUNT=4242", run), "4242");           // the user's setting wins
+    EXPECT_EQ(spin("", "tokenize -m " + model_dir() + " -p x"), plain);  // no model run: started once
+}
