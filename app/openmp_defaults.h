@@ -48,7 +48,14 @@ inline void openmp_defaults(int, char** argv, char** envp) {
     static char setting[] = "GOMP_SPINCOUNT=1000";
     env[n] = setting;
     env[n + 1] = nullptr;
-    ::execve("/proc/self/exe", argv, env);
+    // The binary's real path rather than /proc/self/exe, so that the process keeps its name (ps,
+    // top, pkill see dartlens-cli, not "exe").
+    static char self[4096];
+    const ssize_t len = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (len > 0) {
+        self[len] = '\0';
+        ::execve(self, argv, env);
+    }
     std::free(env);  // not re-executed: libgomp's defaults
 }
 
