@@ -29,7 +29,7 @@
 #include "core/analysis/report.h"
 #include "core/scenes/scenes.h"
 #include "core/io/tokenizer.h"
-#include "app/openmp_defaults.h"
+#include "app/runtime_defaults.h"
 
 #include <nlohmann/json.hpp>
 
@@ -229,9 +229,9 @@ int cmd_tokenize(const TokenizeArgs& a) {
 
 }  // namespace
 
-// The commands that run the model re-execute once with DartLens's OpenMP defaults
-// (app/openmp_defaults.h); the others start once.
-bool dl_app::openmp_defaults_wanted(char** argv) {
+// The commands that run the model re-execute once with DartLens's runtime defaults
+// (app/runtime_defaults.h); the others start once.
+bool dl_app::runtime_defaults_wanted(char** argv) {
     if (!argv[0] || !argv[1]) return false;
     for (const char* c : {"run", "bench", "eval"})
         if (std::strcmp(argv[1], c) == 0) return true;

@@ -16,9 +16,9 @@
 #include "ui/demo.h"
 #include "ui/enginecontroller.h"
 #include "ui/mainwindow.h"
-#include "app/openmp_defaults.h"
+#include "app/runtime_defaults.h"
 
-bool dl_app::openmp_defaults_wanted(char**) { return true; }  // the GUI always computes
+bool dl_app::runtime_defaults_wanted(char**) { return true; }  // the GUI always computes
 
 int main(int argc, char** argv) {
     QApplication app(argc, argv);

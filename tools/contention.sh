@@ -5,8 +5,8 @@
 # setting given. Prints the medians and the ratio busy / 1-thread idle (target <= 1.5).
 # Usage: tools/contention.sh [MODEL_DIR] [THREADS] [ROUNDS] [SPIN...]
 #   defaults: a llava-geom-small preset in /tmp, 2 threads, 2 rounds (medians over rounds of
-#   bench's own medians), SPIN = "libgomp dartlens passive": libgomp = libgomp's own defaults
-#   (DARTLENS_OPENMP_DEFAULTS=0), dartlens = the executable's default (app/openmp_defaults.h),
+#   bench's own medians), SPIN = "libgomp dartlens passive": libgomp = libgomp's own spin count
+#   (GOMP_SPINCOUNT=300000), dartlens = the executable's default (app/runtime_defaults.h),
 #   a number N = GOMP_SPINCOUNT=N, passive = OMP_WAIT_POLICY=passive. Env: CLI (build/bin/dartlens-cli).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +23,7 @@ if [ -z "$MODEL" ]; then
 fi
 bench() {  # bench THREADS SPIN -> "prefill_ms decode_ms_per_token"
   local env=(-u GOMP_SPINCOUNT -u OMP_WAIT_POLICY)
-  case $2 in libgomp) env+=(DARTLENS_OPENMP_DEFAULTS=0) ;; dartlens) ;; passive) env+=(OMP_WAIT_POLICY=passive) ;;
+  case $2 in libgomp) env+=(GOMP_SPINCOUNT=300000) ;; dartlens) ;; passive) env+=(OMP_WAIT_POLICY=passive) ;;
     *) env+=(GOMP_SPINCOUNT="$2") ;; esac
   env "${env[@]}" "$CLI" bench -m "$MODEL" --method none -r 3 --warmup 1 -n 16 -t "$1" --no-gemm-peak \
     --no-prefix-cache -o json 2>/dev/null |
@@ -32,7 +32,7 @@ bench() {  # bench THREADS SPIN -> "prefill_ms decode_ms_per_token"
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 declare -A P D
 for ((round = 0; round < ROUNDS; round++)); do
-  read -r p d < <(bench 1 libgomp); P[ref]+="$p "; D[ref]+="$d "
+  read -r p d < <(bench 1 libgomp); P[ref]+="$p "; D[ref]+="$d "  # 1 thread: nothing to spin for
   for s in "${SPINS[@]}"; do
     read -r p d < <(bench "$T" "$s"); P[idle_$s]+="$p "; D[idle_$s]+="$d "
     sh -c 'while :; do :; done' & busy=$!

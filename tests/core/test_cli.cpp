@@ -151,25 +151,44 @@ TEST(Cli, CudaWithoutGpuIsOneLine) {
 
 }  // namespace
 
-// app/openmp_defaults.h: the computing commands run with GOMP_SPINCOUNT=1000 unless the user set
-// an OpenMP wait setting or DARTLENS_OPENMP_DEFAULTS=0; libgomp itself reports what it read
-// (OMP_DISPLAY_ENV=verbose), so this is checked in the OpenMP runtime, not in our code.
-TEST(Cli, OpenMpSpinDefaultReachesLibgomp) {
-    auto spin = [&](const std::string& env, const std::string& args) {
+// app/runtime_defaults.h: the computing commands run with GOMP_SPINCOUNT=1000 and, on CPUs with
+// AVX2 / AVX-512, OpenBLAS's Haswell / SkylakeX kernels, unless the user set them or
+// DARTLENS_RUNTIME_DEFAULTS=0. The libraries themselves report what they read (libgomp:
+// OMP_DISPLAY_ENV=verbose; OpenBLAS: OPENBLAS_VERBOSE=2 prints "Core: NAME"), so this is checked
+// in the runtimes, not in our code.
+TEST(Cli, RuntimeDefaultsReachLibgompAndOpenblas) {
+    auto report = [&](const std::string& env, const std::string& args, const std::string& key, char end) {
         std::string out;
-        dltest::run_command("env -u GOMP_SPINCOUNT -u OMP_WAIT_POLICY OMP_DISPLAY_ENV=verbose " + env + " " + cli() +
-                                " " + args,
+        dltest::run_command("env -u GOMP_SPINCOUNT -u OMP_WAIT_POLICY -u OPENBLAS_CORETYPE OMP_DISPLAY_ENV=verbose "
+                            "OPENBLAS_VERBOSE=2 " + env + " " + cli() + " " + args,
                             &out);
-        const std::string key = "GOMP_SPINCOUNT = '";
         const size_t at = out.find(key);
         if (at == std::string::npos) return std::string("?");
-        return out.substr(at + key.size(), out.find('\'', at + key.size()) - at - key.size());
+        const size_t from = at + key.size();
+        return out.substr(from, out.find(end, from) - from);
     };
+    auto spin = [&](const std::string& env, const std::string& args) { return report(env, args, "GOMP_SPINCOUNT = '", '\''); };
+    auto core = [&](const std::string& env, const std::string& args) { return report(env, args, "Core: ", '\n'); };
     const std::string run = "run -m " + model_dir() + " --image " + sample_image() + " -p x -n 1 -t 1";
-    const std::string plain = spin("DARTLENS_OPENMP_DEFAULTS=0", run);
-    if (plain == "?") GTEST_SKIP() << "this OpenMP runtime does not report GOMP_SPINCOUNT (not libgomp)";
-    EXPECT_NE(plain, "1000");
-    EXPECT_EQ(spin("", run), "1000");
-    EXPECT_EQ(spin("GOMP_SPINCOUNT=4242", run), "4242");           // the user's setting wins
-    EXPECT_EQ(spin("", "tokenize -m " + model_dir() + " -p x"), plain);  // no model run: started once
+    const std::string plain = spin("DARTLENS_RUNTIME_DEFAULTS=0", run);
+    if (plain == "?") {
+        std::printf("this OpenMP runtime does not report GOMP_SPINCOUNT (not libgomp): spin not checked\n");
+    } else {
+        EXPECT_NE(plain, "1000");
+        EXPECT_EQ(spin("", run), "1000");
+        EXPECT_EQ(spin("GOMP_SPINCOUNT=4242", run), "4242");              // the user's setting wins
+        EXPECT_EQ(spin("", "tokenize -m " + model_dir() + " -p x"), plain);  // no model run: started once
+    }
+    // OpenBLAS (Debian's LibTorch; the PyTorch wheel's MKL prints nothing): the kernel family this
+    // CPU's vector units support, whatever OpenBLAS's own detection says.
+    if (core("DARTLENS_RUNTIME_DEFAULTS=0", run) == "?") {
+        std::printf("no OpenBLAS report (not an OpenBLAS build): kernel choice not checked\n");
+        return;
+    }
+    __builtin_cpu_init();
+    const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (avx512 || avx2) EXPECT_EQ(core("", run), avx512 ? "SkylakeX" : "Haswell");
+    EXPECT_EQ(core("OPENBLAS_CORETYPE=Prescott", run), "Prescott");  // the user's setting wins
 }
