@@ -239,7 +239,7 @@ bool dl_app::runtime_defaults_wanted(char** argv) {
 }
 
 int main(int argc, char** argv) {
-    CLI::App app{"dartlens-cli: DART / FastV vision-token pruning on LLaVA-1.5 (llava-hf checkpoints)"};
+    CLI::App app{"dartlens-cli: DART / FastV vision-token pruning on LLaVA-1.5 and LLaVA-NeXT (llava-hf checkpoints)"};
     app.require_subcommand(1);
 
     RunArgs ra;

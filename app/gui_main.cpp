@@ -27,7 +27,7 @@ int main(int argc, char** argv) {
     QApplication::setApplicationVersion("0.1.0");
 
     QCommandLineParser parser;
-    parser.setApplicationDescription("DartLens: compare vision-token pruning methods (DART, FastV) on LLaVA-1.5");
+    parser.setApplicationDescription("DartLens: compare vision-token pruning methods (DART, FastV) on LLaVA-1.5 and LLaVA-NeXT");
     parser.addHelpOption();
     parser.addVersionOption();
     QCommandLineOption screenshot("screenshot", "Render the window to FILE (PNG) and exit.", "FILE");
