@@ -14,8 +14,8 @@ BUILD_DIR=${BUILD_DIR:-$DEFAULT_BUILD}
 export BUILD_DIR
 if [ "$TORCH" = pip ]; then scripts/setup.sh --torch pip; else DARTLENS_NO_VENV=1 scripts/setup.sh; fi
 BIN=$BUILD_DIR/bin
-# The demo model: resources/models/dartlens-shapes once a trained model is bundled (tools/shapes;
-# not yet: see its README), else the random-weight preset. The picture is a scene of the scene
+# The demo model: resources/models/dartlens-shapes, trained on the scene world by tools/shapes
+# (the random-weight preset only if that folder is missing). The picture is a scene of the scene
 # world: scenes.jsonl beside it fills "Objects present", so hallucination flags have ground truth.
 DEMO=${DEMO_MODEL:-resources/models/dartlens-shapes}
 if [ ! -f "$DEMO/config.json" ]; then

@@ -4,7 +4,8 @@
 # tokens, greedy. POPE (3 splits), the scene questions (describe / colour / count / position) and
 # CHAIR on describe captions, all through `dartlens-cli eval`.
 # Usage: tools/shapes/evaluate.sh [MODEL_DIR] [OUT_DIR] [SCENES]   (defaults: the bundled model,
-#        build/shapes-eval, 100 scenes). Env: CLI (default build/bin/dartlens-cli), THREADS (2).
+#        build/shapes-eval, 100 scenes). Env: CLI (default build/bin/dartlens-cli), THREADS (2),
+#        TASKS (default "pope scenes chair").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MODEL=${1:-resources/models/dartlens-shapes}
@@ -16,8 +17,9 @@ METHODS="none,dart,fastv,random"
 KEEP="64,128,192"
 mkdir -p "$OUT"
 "$CLI" scenes --count "$N" --seed 4242 --size 336x336 --out "$OUT/scenes" --overwrite >/dev/null
-for task in pope scenes chair; do
-  rm -rf "$OUT/$task"
+for task in ${TASKS:-pope scenes chair}; do
+  dir=$OUT/$task; [ "$task" = scenes ] && dir=$OUT/scenes-q   # $OUT/scenes holds the pictures
+  rm -rf "$dir"
   start=$(date +%s)
   case $task in
     pope) "$CLI" eval --task pope --questions "$OUT/scenes/questions.jsonl" -m "$MODEL" --method $METHODS \
