@@ -12,14 +12,18 @@ Recipe (all in RECIPE below; the model card repeats it):
   - one sample = one scene as a multi-turn conversation (llava_v1 or llava-hf template at random):
     describe, existence (Yes/No, as many present as absent classes), colour, count and position
     questions in random order; loss on the answers (and their </s>) only.
-  - three stages. A: the decoder learns to answer from clean image tokens built from the scene's
+  - stages. A: the decoder learns to answer from clean image tokens built from the scene's
     ground truth (Oracle: per patch, the sum of learnt vectors for its class, colour, object-centre
     flag, row and column; class and colour vectors are the input embeddings of their words).
     B: the vision tower + projector learn to produce those tokens from pixels (MSE; "align", a
     cross-entropy of each projected token's cosine with the oracle's class and colour vectors
     against the patch's class and colour; a dense class / colour / centre head on the features the
-    projector reads). C: everything from pixels,
-    LM loss plus B's losses. The oracle and the dense head exist in training only.
+    projector reads). C (and C2): everything from pixels,
+    LM loss plus B's losses. The oracle and the dense head exist in training only. Then three
+    describe stages: D trains a pointer head (layer 1) at describe positions to attend to the next
+    group's centre tokens, D2 also a head of layer 0 to attend to the group said last, and E says
+    the groups in raster order of their first centre patch, which makes "the next group" a
+    relative position (see RECIPE).
   - supervision of the decoder's first layer in stages A and C, at the class word of a question:
     head 0 attends to the image tokens of that class (to <s> if absent), head 1 evenly to <s> and
     the centre tokens of that class's objects, and a linear probe on the layer's output there
