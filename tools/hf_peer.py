@@ -8,7 +8,7 @@ and preprocessed pixels (`dartlens-cli run --json --dump-pixels`), so only the e
 Timed per side, medians of REPS after one warm-up:
   vision   the vision tower + projector (HF: model.get_image_features)
   prefill  the language model over the whole prompt (HF: a full forward minus its vision time)
-  decode   per generated token (HF: generate(min_new_tokens = max_new_tokens = N) minus a forward)
+  decode   per generated token (HF: generate of N tokens minus generate of 1, over N - 1)
 The ratio columns are DartLens / HF (below 1: DartLens faster).
 
 Usage (the venv of scripts/venv.sh: torch 2.x, transformers):
@@ -81,8 +81,9 @@ def hf(model_dir, ids, pixels, threads, n, reps, dtype, attn):
         vision = median_ms(lambda: model.get_image_features(pixel_values=kw["pixel_values"],
                                                             **({"image_sizes": kw["image_sizes"]} if "image_sizes" in kw else {})), reps)
         full = median_ms(lambda: model(**kw), reps)
+        one = median_ms(lambda: model.generate(**kw, do_sample=False, max_new_tokens=1, min_new_tokens=1), reps)
         gen = median_ms(lambda: model.generate(**kw, do_sample=False, max_new_tokens=n, min_new_tokens=n), reps)
-    return vision, full - vision, max(gen - full, 0.0) / max(n - 1, 1)
+    return vision, full - vision, (gen - one) / max(n - 1, 1)
 
 
 def main():
