@@ -40,14 +40,15 @@ namespace dl_app {
 // Whether this invocation (argv as given to main) runs LibTorch kernels.
 bool runtime_defaults_wanted(char** argv);
 
-// The OpenBLAS kernel family for this CPU's vector units, or nullptr.
-inline const char* openblas_coretype_for_this_cpu() {
+// The environment entry naming the OpenBLAS kernel family for this CPU's vector units, or nullptr.
+inline char* openblas_coretype_for_this_cpu() {
 #if defined(__x86_64__) || defined(__i386__)
+    static char skylakex[] = "OPENBLAS_CORETYPE=SkylakeX", haswell[] = "OPENBLAS_CORETYPE=Haswell";
     __builtin_cpu_init();  // required before constructors have run
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
-        return "OPENBLAS_CORETYPE=SkylakeX";
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "OPENBLAS_CORETYPE=Haswell";
+        return skylakex;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return haswell;
 #endif
     return nullptr;
 }
@@ -62,18 +63,14 @@ inline void runtime_defaults(int, char** argv, char** envp) {
         if (std::strncmp(e, "GOMP_SPINCOUNT=", 15) == 0 || std::strncmp(e, "OMP_WAIT_POLICY=", 16) == 0) spin = false;
         if (std::strncmp(e, "OPENBLAS_CORETYPE=", 18) == 0) blas = false;
     }
-    const char* core = blas ? openblas_coretype_for_this_cpu() : nullptr;
+    char* core = blas ? openblas_coretype_for_this_cpu() : nullptr;
     if (!spin && !core) return;
     char** env = static_cast<char**>(std::malloc((n + 3) * sizeof(char*)));
     if (!env) return;
     std::memcpy(env, envp, n * sizeof(char*));
     static char spin_setting[] = "GOMP_SPINCOUNT=1000";
-    static char core_setting[64];
     if (spin) env[n++] = spin_setting;
-    if (core) {
-        std::strncpy(core_setting, core, sizeof(core_setting) - 1);
-        env[n++] = core_setting;
-    }
+    if (core) env[n++] = core;
     env[n] = nullptr;
     // The binary's real path rather than /proc/self/exe, so that the process keeps its name (ps,
     // top, pkill see dartlens-cli, not "exe").

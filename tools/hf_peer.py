@@ -37,7 +37,8 @@ def dartlens(cli, model, image, prompt, threads, n, reps, dtype):
 
 
 def inputs_of(cli, model, image, prompt, threads, work):
-    """DartLens's prompt ids with the image span expanded, and its pixel values."""
+    """DartLens's prompt ids with the image span expanded, its pixel values and the picture's
+    (height, width), which LLaVA-NeXT's unpadding needs."""
     import numpy as np
     js, px = os.path.join(work, "run.json"), os.path.join(work, "pixels.npy")
     out = subprocess.run([cli, "run", "-m", model, "--image", image, "-p", prompt, "-n", "1", "-t", str(threads),
@@ -48,7 +49,8 @@ def inputs_of(cli, model, image, prompt, threads, work):
     ids, span = rep["prompt_ids"], rep["image_span"]
     image_id = ids[span["start"]]
     expanded = ids[:span["start"]] + [image_id] * span["length"] + ids[span["start"] + 1:]
-    return expanded, np.load(px)
+    grid = rep["image_grid"]
+    return expanded, np.load(px), (grid["original_height"], grid["original_width"])
 
 
 def median_ms(fn, reps):
@@ -61,7 +63,7 @@ def median_ms(fn, reps):
     return statistics.median(times)
 
 
-def hf(model_dir, ids, pixels, threads, n, reps, dtype, attn):
+def hf(model_dir, ids, pixels, size, threads, n, reps, dtype, attn):
     import torch
     from transformers import AutoConfig, LlavaForConditionalGeneration, LlavaNextForConditionalGeneration
     torch.set_num_threads(threads)
@@ -72,14 +74,12 @@ def hf(model_dir, ids, pixels, threads, n, reps, dtype, attn):
     input_ids = torch.tensor([ids])
     pv = torch.from_numpy(pixels).to(td)
     kw = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
-    if cfg.model_type == "llava_next":
-        kw["pixel_values"] = pv[None]
-        kw["image_sizes"] = torch.tensor([[pixels.shape[-2], pixels.shape[-1]]])  # not used for timing shapes
-    else:
-        kw["pixel_values"] = pv
+    image = {"pixel_values": pv}
+    if cfg.model_type == "llava_next":  # [1, 1 + tiles, 3, S, S] and the picture's size
+        image = {"pixel_values": pv[None], "image_sizes": torch.tensor([list(size)])}
+    kw.update(image)
     with torch.inference_mode():
-        vision = median_ms(lambda: model.get_image_features(pixel_values=kw["pixel_values"],
-                                                            **({"image_sizes": kw["image_sizes"]} if "image_sizes" in kw else {})), reps)
+        vision = median_ms(lambda: model.get_image_features(**image), reps)
         full = median_ms(lambda: model(**kw), reps)
         one = median_ms(lambda: model.generate(**kw, do_sample=False, max_new_tokens=1, min_new_tokens=1), reps)
         gen = median_ms(lambda: model.generate(**kw, do_sample=False, max_new_tokens=n, min_new_tokens=n), reps)
@@ -102,7 +102,7 @@ def main():
     import transformers
     transformers.utils.logging.disable_progress_bar()
     with tempfile.TemporaryDirectory() as work:
-        ids, pixels = inputs_of(a.cli, a.model, a.image, a.prompt, a.threads, work)
+        ids, pixels, size = inputs_of(a.cli, a.model, a.image, a.prompt, a.threads, work)
     print(f"model {a.model} | S = {len(ids)} | threads {a.threads} | n = {a.n_predict} | reps {a.reps} (+1 warm-up) | "
           f"torch {torch.__version__}, transformers {transformers.__version__}\n")
     print("| dtype | engine | vision ms | prefill ms | decode ms/token | DartLens / HF: vision | prefill | decode |")
@@ -111,7 +111,7 @@ def main():
         dv, dp, dd = dartlens(a.cli, a.model, a.image, a.prompt, a.threads, a.n_predict, a.reps, dtype)
         print(f"| {dtype} | DartLens | {dv:.1f} | {dp:.1f} | {dd:.2f} | | | |")
         for attn in a.attn.split(","):
-            hv, hp, hd = hf(a.model, ids, pixels, a.threads, a.n_predict, a.reps, dtype, attn)
+            hv, hp, hd = hf(a.model, ids, pixels, size, a.threads, a.n_predict, a.reps, dtype, attn)
             print(f"| {dtype} | HF {attn} | {hv:.1f} | {hp:.1f} | {hd:.2f} | {dv / hv:.2f} | {dp / hp:.2f} | "
                   f"{dd / hd if hd > 0 else float('nan'):.2f} |")
         sys.stdout.flush()

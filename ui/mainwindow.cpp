@@ -994,10 +994,12 @@ void MainWindow::updateKeptLabel() {
     if (const dl::PruningResult* r = resultFor("none")) column("none")->setKeptText(kept_text(*r));
     if (parts.isEmpty() && m_modelLoaded) {
         const int n = m_modelInfo.num_image_tokens;
+        const dl::PruneConfig dart = configFor("dart");
         if (m_modelInfo.preprocess == "anyres")  // NeXT: N is known once a picture is prepared
-            parts << QString("budget %1 (of the picture's span)").arg(configFor("dart").budget_for(n));
+            parts << (dart.keep >= 0 ? QString("budget %1 of the picture's span").arg(dart.keep)
+                                     : QString("R = %1 of the picture's span").arg(dart.ratio, 0, 'f', 3));
         else
-            parts << QString("budget %1 / %2").arg(configFor("dart").budget_for(n)).arg(n);
+            parts << QString("budget %1 / %2").arg(dart.budget_for(n)).arg(n);
     }
     m_keptLabel->setText(parts.join("\n"));
 }

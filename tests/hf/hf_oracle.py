@@ -536,22 +536,21 @@ def python_set_order(values):
     return list(set(values))
 
 
-def prune_reference(model, inputs, image_id, method, budget, layer, n_predict, eos_ids):
+def prune_reference(model, inputs, embeds, image_id, method, budget, layer, n_predict, eos_ids):
     """(kept image indices, (image pivots, text pivots) or None, last prompt logits, greedy tokens)
     of a pruned run as ../shared/specs/dart.md and fastv.md state it, from the HF model's own
     decoder layers, rotary embedding, final norm and lm_head. Layers < K run on the whole sequence;
     the selection reads layer K-1's keys (after RoPE, KV heads repeated) and its output through the
     final norm (DART), or its attention probabilities of the last query (FastV, HF's eager
     attention); layers >= K run on the kept tokens at their original positions. Greedy decoding
-    recomputes the whole sequence per token, which equals a KV cache pruned once at prefill."""
+    recomputes the whole sequence per token, which equals a KV cache pruned once at prefill.
+    embeds: the language model's input embeddings [S, d] (text + image features, HF's own merge)."""
     import torch
     import torch.nn.functional as F
     from transformers.models.llama.modeling_llama import apply_rotary_pos_emb, repeat_kv
 
     lm = model.model.language_model
     layers = list(lm.layers)
-    with torch.no_grad():
-        embeds = model(**inputs, output_hidden_states=True).hidden_states[0][0]   # [S, d]: text + image features
     ids = inputs["input_ids"][0]
     img = (ids == image_id).nonzero().flatten()
     s0, n = int(img[0]), int(img.numel())
@@ -633,21 +632,23 @@ def check_pruned(case, cli, out, image_path, model, inputs, image_id, eos_ids, h
     """Every (method, B, K) of case.prune: DartLens's kept set, pivots, prompt logits and greedy
     tokens against prune_reference, whose unpruned path (FastV keeping all N) must give HF's logits."""
     import numpy as np
+    import torch
     figs = []
     n = int((inputs["input_ids"] == image_id).sum())
-    _, _, full, _ = prune_reference(model, inputs, image_id, "fastv", n, 1, 0, eos_ids)
+    with torch.no_grad():  # once per configuration: HF's merged input embeddings [S, d]
+        embeds = model(**inputs, output_hidden_states=True).hidden_states[0][0]
+    _, _, full, _ = prune_reference(model, inputs, embeds, image_id, "fastv", n, 1, 0, eos_ids)
     rel = float(np.abs(full.astype(np.float64) - hf_logits).max() / np.abs(hf_logits).max())
     check(rel <= 1e-5, f"the layer-by-layer reference, unpruned, is not HF's forward (rel {rel:.3g})", errors)
     for method, budget, layer in case.prune:
-        b = budget
-        label = f"{method} B={b} K={layer}"
-        kept, pivots, ref_logits, ref_tokens = prune_reference(model, inputs, image_id, method, b, layer,
+        label = f"{method} B={budget} K={layer}"
+        kept, pivots, ref_logits, ref_tokens = prune_reference(model, inputs, embeds, image_id, method, budget, layer,
                                                                case.n_predict, eos_ids)
-        npy = os.path.join(work, f"{case.name}.{method}{b}k{layer}.logits.npy")
+        npy = os.path.join(work, f"{case.name}.{method}{budget}k{layer}.logits.npy")
         stdout, _ = run_cli(cli, ["run", "-m", out, "--image", image_path, "-p", case.question, "-n", str(case.n_predict),
                                   "--template", case.template, "--preprocess", "auto" if case.next else case.preprocess,
                                   "--device", DL_DEVICE, "--dtype", DL_DTYPE, "-t", "2", "--json", "-",
-                                  "--method", method, "--keep", str(b), "--layer", str(layer),
+                                  "--method", method, "--keep", str(budget), "--layer", str(layer),
                                   "--dart-scores", "f32", "--dump-logits", npy], f"{case.name} {label}")
         rep = json.loads(stdout)
         run = rep["runs"][0] if "runs" in rep else rep
