@@ -3,9 +3,11 @@
 #include "core/model/llava.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 #include <nlohmann/json.hpp>
 #include <torch/cuda.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -55,6 +57,22 @@ int64_t peak_rss_bytes() {
     return 0;
 }
 
+// Current resident set size in bytes (VmRSS); 0 where /proc is missing.
+int64_t rss_bytes() {
+    std::ifstream f("/proc/self/status");
+    std::string line;
+    while (std::getline(f, line))
+        if (line.rfind("VmRSS:", 0) == 0) return int64_t(std::stoll(line.substr(6))) * 1024;
+    return 0;
+}
+
+// Minor page faults of this process so far: each is a fresh page the kernel had to map (and zero),
+// which costs microseconds on a virtual machine; allocations that are reused cause none.
+int64_t minor_faults() {
+    struct rusage u {};
+    return ::getrusage(RUSAGE_SELF, &u) == 0 ? int64_t(u.ru_minflt) : 0;
+}
+
 void reset_peak_rss() {
     std::ofstream f("/proc/self/clear_refs");
     f << "5";  // resets VmHWM to the current RSS (Linux >= 4.0)
@@ -63,10 +81,11 @@ void reset_peak_rss() {
 struct Row {
     PruneConfig config;
     int kept = 0, budget = 0, n_image = 0, seq = 0, seq_after = 0, out_tokens = 0;
-    Stat vision, prefill, selection, decode_per_token, ttft, total, rerun;
+    Stat vision, prefill, selection, decode_per_token, ttft, total, rerun, faults;
     double prefill_flops = 0, decode_flops = 0;
     int64_t kv_bytes = 0, kv_alloc = 0, peak_rss = 0, device_peak = 0;
     double speedup = 0, flop_ratio = 0, efficiency = 0;
+    double decode_bytes = 0, decode_bound_ms = 0, decode_fraction = 0, rss_over_weights = 0;
     std::string text;
 };
 
@@ -107,6 +126,28 @@ double gemm_reference_gflops(const LlavaConfig& c, int64_t seq, at::ScalarType d
         once();
         const double s = std::chrono::duration<double>(Clock::now() - t0).count();
         rates.push_back(flops / s / 1e9);
+    }
+    return stat_of(rates).max;
+}
+
+// Bytes per second that one large copy on the device reaches with the session's threads, counted
+// as STREAM's Copy counts them (bytes read + bytes written): the memory bandwidth a decode step,
+// which streams every weight once, is measured against. 256 MiB each way, far past any cache.
+double copy_rate_gbs(at::Device device, int reps) {
+    const int64_t n = int64_t(64) << 20;
+    auto opts = at::TensorOptions().dtype(at::kFloat).device(device);
+    at::Tensor src = at::ones({n}, opts), dst = at::zeros({n}, opts);
+    auto once = [&] {
+        dst.copy_(src);
+        if (device.is_cuda()) torch::cuda::synchronize(device.index() < 0 ? -1 : device.index());
+    };
+    once();
+    std::vector<double> rates;
+    for (int r = 0; r < std::max(3, reps); ++r) {
+        auto t0 = Clock::now();
+        once();
+        const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+        rates.push_back(2.0 * double(n) * 4 / s / 1e9);
     }
     return stat_of(rates).max;
 }
@@ -187,6 +228,13 @@ int run_bench(const BenchArgs& a) {
         }
     } cleanup{temp_dir};
 
+    // The runtime's own resident memory before any model (libraries, the thread pool and the BLAS
+    // buffers, which one small matrix product starts): the fixed overhead that peak RSS is stated
+    // against, with the weights in the compute dtype.
+    if (a.threads > 0) at::set_num_threads(a.threads);
+    (void)at::mm(at::ones({256, 256}), at::ones({256, 256})).sum().item<float>();
+    const int64_t runtime_rss = rss_bytes();
+
     Session session;
     LoadOptions lo;
     lo.device = a.device;
@@ -247,14 +295,16 @@ int run_bench(const BenchArgs& a) {
     for (const PruneConfig& cfg : configs) {
         Row row;
         row.config = cfg;
-        std::vector<double> vis, pre, sel, dec, ttft, tot, rerun;
+        std::vector<double> vis, pre, sel, dec, ttft, tot, rerun, faults;
         reset_peak_rss();
         device_memory_reset_peak(info.device);
         for (int r = 0; r < a.warmup + a.reps; ++r) {
             std::fprintf(stderr, "\rbench: %-40s run %d/%d (%d/%d)   ", cfg.label().c_str(), r + 1,
                          a.warmup + a.reps, ++done, total_runs);
+            const int64_t faults0 = minor_faults();
             MethodRun run = session.run(cfg, a.n_predict, {}, nullptr, /*use_prefix_cache=*/false);
             if (r < a.warmup) continue;
+            faults.push_back(double(minor_faults() - faults0));
             vis.push_back(run.timing_ms.vision);
             pre.push_back(run.timing_ms.prefill);
             sel.push_back(run.timing_ms.selection);
@@ -286,6 +336,7 @@ int run_bench(const BenchArgs& a) {
         row.ttft = stat_of(ttft);
         row.total = stat_of(tot);
         row.rerun = stat_of(rerun);
+        row.faults = stat_of(faults);
         rows.push_back(row);
     }
     std::fprintf(stderr, "\n");
@@ -299,10 +350,25 @@ int run_bench(const BenchArgs& a) {
     const at::ScalarType dtype = info.compute_dtype == "bf16" ? at::kBFloat16
                                  : info.compute_dtype == "f16" ? at::kHalf : at::kFloat;
     const at::Device device(info.device);
-    double gemm_gflops = 0;
+    double gemm_gflops = 0, copy_gbs = 0;
     if (a.gemm_peak) {
-        std::fprintf(stderr, "bench: measuring GEMM reference rate on the prefill shapes\n");
+        std::fprintf(stderr, "bench: measuring GEMM reference rate on the prefill shapes and the copy rate\n");
         gemm_gflops = gemm_reference_gflops(config, prompt.sequence_length, dtype, device, a.reps);
+        copy_gbs = copy_rate_gbs(device, a.reps);
+    }
+    // Memory: a decoded token reads every decoder weight once and the KV cache as it stands halfway
+    // through the decode (the cache grows by one row per layer per token).
+    const int elt = int(at::elementSize(dtype));
+    const TextConfig& tc = config.text;
+    const double weight_read = double(decode_weight_bytes(tc, elt));
+    const double kv_row = 2.0 * tc.num_key_value_heads * tc.head_dim() * elt * tc.num_hidden_layers;
+    const double weights_compute = double(info.num_parameters) * elt;
+    for (Row& r : rows) {
+        r.decode_bytes = weight_read + std::max(0.0, double(r.kv_bytes) - 0.5 * r.out_tokens * kv_row);
+        r.decode_bound_ms = copy_gbs > 0 ? r.decode_bytes / (copy_gbs * 1e9) * 1e3 : 0;
+        r.decode_fraction = r.decode_per_token.median > 0 ? r.decode_bound_ms / r.decode_per_token.median : 0;
+        r.rss_over_weights = weights_compute > 0 && r.peak_rss > 0
+                                 ? double(r.peak_rss - runtime_rss) / weights_compute : 0;
     }
     const double prefill_gflops = base.prefill.median > 0 ? base.prefill_flops / (base.prefill.median * 1e6) : 0;
     const double tokens_per_s = base.prefill.median > 0 ? 1000.0 * base.seq / base.prefill.median : 0;
@@ -321,7 +387,11 @@ int run_bench(const BenchArgs& a) {
                            {"vanilla_prefill_tokens_per_s", tokens_per_s},
                            {"vanilla_prefill_gflops", prefill_gflops},
                            {"gemm_reference_gflops", gemm_gflops},
-                           {"fraction_of_gemm_peak", gemm_gflops > 0 ? prefill_gflops / gemm_gflops : 0}};
+                           {"fraction_of_gemm_peak", gemm_gflops > 0 ? prefill_gflops / gemm_gflops : 0},
+                           {"copy_rate_gb_per_s", copy_gbs},
+                           {"decode_weight_bytes_per_token", weight_read},
+                           {"weight_bytes_compute_dtype", weights_compute},
+                           {"runtime_rss_bytes", runtime_rss}};
     auto row_json = [&](const Row& r) {
         nlohmann::ordered_json j = {{"method", r.config.method},
                             {"label", r.config.label()},
@@ -347,11 +417,16 @@ int run_bench(const BenchArgs& a) {
                             {"kv_cache_bytes", r.kv_bytes},
                             {"kv_cache_allocated_bytes", r.kv_alloc},
                             {"peak_rss_bytes", r.peak_rss},
+                            {"rss_over_runtime_per_weight_byte", r.rss_over_weights},
+                            {"decode_bytes_per_token", r.decode_bytes},
+                            {"decode_memory_bound_ms", r.decode_bound_ms},
+                            {"decode_fraction_of_memory_bound", r.decode_fraction},
                             {"device_peak_bytes", r.device_peak},
                             {"prefill_speedup", r.speedup},
                             {"flop_ratio", r.flop_ratio},
                             {"efficiency", r.efficiency},
-                            {"output_tokens", r.out_tokens}};
+                            {"output_tokens", r.out_tokens},
+                            {"page_faults_per_run", r.faults.median}};
         if (r.rerun.median > 0) {
             j["prefix_cache_rerun_ms"] = r.rerun.median;
             j["prefix_cache_gain"] = base.prefill.median / r.rerun.median;
@@ -395,9 +470,9 @@ int run_bench(const BenchArgs& a) {
             << prompt.sequence_length << " (" << prompt.image_span_length << " image tokens) | reps "
             << a.reps << " (+" << a.warmup << " warm-up) | n = " << a.n_predict << "\n\n";
         out << "| method | K | B | kept | vision ms | prefill ms (min-max) | select ms (% prefill) | decode ms/tok | "
-               "TTFT ms | total ms | prefill GFLOP | KV MiB | peak RSS MiB | speedup | FLOP ratio | efficiency | "
-               "cache re-run ms (gain) |\n";
-        out << "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+               "decode / memory bound | TTFT ms | total ms | prefill GFLOP | KV MiB | peak RSS MiB | RSS / weights | "
+               "speedup | FLOP ratio | efficiency | cache re-run ms (gain) |\n";
+        out << "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
         for (const Row& r : rows) {
             const bool none = r.config.method == "none";
             out << "| " << r.config.method << (r.config.method == "dart" && r.config.pivots_image != 4
@@ -406,9 +481,11 @@ int run_bench(const BenchArgs& a) {
                 << " | " << fmt(r.vision.median) << " | " << fmt(r.prefill.median) << " (" << fmt(r.prefill.min)
                 << "-" << fmt(r.prefill.max) << ") | " << fmt(r.selection.median, 3) << " ("
                 << fmt(r.prefill.median > 0 ? 100.0 * r.selection.median / r.prefill.median : 0) << "%) | "
-                << fmt(r.decode_per_token.median) << " | " << fmt(r.ttft.median) << " | " << fmt(r.total.median)
+                << fmt(r.decode_per_token.median) << " | " << fmt(r.decode_fraction) << " | " << fmt(r.ttft.median)
+                << " | " << fmt(r.total.median)
                 << " | " << fmt(r.prefill_flops / 1e9, 3) << " | " << fmt(double(r.kv_bytes) / (1 << 20), 2) << " | "
-                << fmt(double(r.peak_rss) / (1 << 20), 0) << " | " << fmt(r.speedup) << "x | "
+                << fmt(double(r.peak_rss) / (1 << 20), 0) << " | " << fmt(r.rss_over_weights) << " | "
+                << fmt(r.speedup) << "x | "
                 << fmt(r.flop_ratio, 3) << " | " << fmt(r.efficiency) << " | "
                 << (r.rerun.median > 0 ? fmt(r.rerun.median) + " (" + fmt(base.prefill.median / r.rerun.median, 1) + "x)"
                                        : std::string("-"))
@@ -417,6 +494,12 @@ int run_bench(const BenchArgs& a) {
         out << "\nvanilla prefill: " << fmt(tokens_per_s, 0) << " tokens/s, " << fmt(prefill_gflops, 1)
             << " GFLOP/s; GEMM on the same shapes: " << fmt(gemm_gflops, 1) << " GFLOP/s; fraction of peak "
             << fmt(gemm_gflops > 0 ? prefill_gflops / gemm_gflops : 0, 3) << "\n";
+        out << "memory: copy rate " << fmt(copy_gbs, 1) << " GB/s (read + written); a decoded token reads "
+            << fmt(weight_read / (1 << 20), 1) << " MiB of weights + the KV cache; weights in " << info.compute_dtype
+            << " " << fmt(weights_compute / (1 << 20), 1) << " MiB; runtime RSS before loading "
+            << fmt(double(runtime_rss) / (1 << 20), 0) << " MiB; minor page faults per run:";
+        for (const Row& r : rows) out << " " << r.config.label() << " " << fmt(r.faults.median, 0) << ";";
+        out << "\n";
         if (device_memory_available()) {
             out << "device peak memory (MiB):";
             for (const Row& r : rows) out << " " << r.config.label() << " " << fmt(double(r.device_peak) / (1 << 20), 1) << ";";
@@ -424,7 +507,9 @@ int run_bench(const BenchArgs& a) {
         }
         out
             << "speedup = prefill(none) / prefill(method), measured in this run; FLOP ratio = prefill "
-               "FLOPs(method) / FLOPs(none); efficiency = speedup x FLOP ratio (1.0 = the FLOP bound)\n";
+               "FLOPs(method) / FLOPs(none); efficiency = speedup x FLOP ratio (1.0 = the FLOP bound); decode / memory "
+               "bound = (bytes a token reads / copy rate) / measured ms per token; RSS / weights = (peak RSS - runtime "
+               "RSS) / weight bytes in the compute dtype\n";
     } else {
         throw Error(str_cat("-o: unknown format '", a.output, "' (md, csv, json, jsonl)"));
     }

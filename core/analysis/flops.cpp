@@ -61,4 +61,14 @@ int64_t kv_cache_bytes(const TextConfig& t, const std::vector<int64_t>& lengths,
     return total;
 }
 
+int64_t decode_weight_bytes(const TextConfig& t, int element_size) {
+    const int64_t d = t.hidden_size, I = t.intermediate_size;
+    const int64_t HD = int64_t(t.num_attention_heads) * t.head_dim(), KV = int64_t(t.num_key_value_heads) * t.head_dim();
+    int64_t layer = d * HD + 2 * d * KV + HD * d + 3 * d * I + 2 * d;
+    if (t.attention_bias) layer += HD + 2 * KV + d;
+    if (t.mlp_bias) layer += 2 * I + d;
+    const int64_t elements = int64_t(t.num_hidden_layers) * layer + d + int64_t(t.vocab_size) * d + d;
+    return elements * element_size;
+}
+
 }  // namespace dl

@@ -27,5 +27,9 @@ double decode_flops_per_token(const LlavaConfig& config, int layer_k, int64_t ca
                               int64_t cache_pruned);
 // KV-cache bytes (keys + values) for the given per-layer lengths and element size.
 int64_t kv_cache_bytes(const TextConfig& text, const std::vector<int64_t>& lengths, int element_size);
+// Weight bytes one decoded token reads: every decoder layer's matrices, biases and norms, the final
+// norm, the lm_head and one row of the input embedding, at `element_size` bytes per element. With
+// the KV cache's bytes, what a memory-bound decode step has to bring in from memory.
+int64_t decode_weight_bytes(const TextConfig& text, int element_size);
 
 }  // namespace dl

@@ -149,6 +149,39 @@ TEST(Cli, CudaWithoutGpuIsOneLine) {
     EXPECT_NE(b.find("device 'cuda'"), std::string::npos) << b;
 }
 
+// bench's memory figures: the weight bytes a decoded token reads, counted here from config.json
+// by hand; the memory bound is those bytes (+ the KV cache) over the copy rate it measured; RSS is
+// stated over the runtime's own resident memory per weight byte.
+TEST(Cli, BenchReportsDecodeBytesAgainstTheCopyRate) {
+    std::string out;
+    const std::string path = dltest::scratch_dir("cli-bench-memory") + "/bench.json";
+    const int rc = dltest::run_command(cli() + " bench -m " + model_dir() + " --method none -r 1 --warmup 0 -n 3 -t 1 "
+                                       "--no-prefix-cache -o json --out " + path, &out);
+    ASSERT_EQ(rc, 0) << out;
+    const nlohmann::json j = nlohmann::json::parse(dltest::read_file(path));
+    const nlohmann::json c = nlohmann::json::parse(dltest::read_file(model_dir() + "/config.json"))["text_config"];
+    // (a key equal to LlamaConfig's default may be left out)
+    const int64_t d = c.value("hidden_size", 4096), I = c.value("intermediate_size", 11008);
+    const int64_t L = c.value("num_hidden_layers", 32), V = c.value("vocab_size", 32000);
+    const int64_t H = c.value("num_attention_heads", 32), Hkv = c.value("num_key_value_heads", H);
+    const int64_t D = c.value("head_dim", d / H);
+    // per layer: q, k, v, o, gate, up, down and two norms; then the final norm, lm_head, one embedding row
+    const int64_t elements = L * (d * H * D + 2 * d * Hkv * D + H * D * d + 3 * d * I + 2 * d) + d + V * d + d;
+    ASSERT_EQ(j["dtype"], "f32");
+    EXPECT_EQ(j["decode_weight_bytes_per_token"].get<double>(), double(elements * 4));
+    const nlohmann::json& r = j["results"][0];
+    const double copy = j["copy_rate_gb_per_s"];
+    ASSERT_GT(copy, 0);
+    EXPECT_GT(r["decode_bytes_per_token"].get<double>(), double(elements * 4));  // + the KV cache
+    EXPECT_NEAR(r["decode_memory_bound_ms"].get<double>(), r["decode_bytes_per_token"].get<double>() / (copy * 1e6),
+                1e-9 * r["decode_memory_bound_ms"].get<double>() + 1e-12);
+    EXPECT_NEAR(r["decode_fraction_of_memory_bound"].get<double>(),
+                r["decode_memory_bound_ms"].get<double>() / r["decode_ms_per_token"].get<double>(), 1e-9);
+    EXPECT_GT(j["runtime_rss_bytes"].get<double>(), 0);
+    EXPECT_GT(r["peak_rss_bytes"].get<double>(), j["runtime_rss_bytes"].get<double>());
+    EXPECT_GE(r["page_faults_per_run"].get<double>(), 0);
+}
+
 }  // namespace
 
 // app/runtime_defaults.h: the computing commands run with GOMP_SPINCOUNT=1000 and, on CPUs with

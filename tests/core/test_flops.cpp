@@ -46,6 +46,15 @@ TEST(Flops, KvBytes) {
     EXPECT_EQ(dl::kv_cache_bytes(c.text, {3, 2}, 4), 80);
 }
 
+TEST(Flops, DecodeWeightBytesByHand) {
+    dl::LlavaConfig c = small_config();
+    // Per layer: q 4x4 + k, v 2x4 each + o 4x4 + gate, up, down 3 x 4x8 + 2 norms of 4 = 152;
+    // 2 layers 304, final norm 4, lm_head 10x4 = 40, one embedding row 4: 352 elements.
+    EXPECT_EQ(dl::decode_weight_bytes(c.text, 2), 704);
+    c.text.attention_bias = true;  // + q 4, k 2, v 2, o 4 per layer
+    EXPECT_EQ(dl::decode_weight_bytes(c.text, 4), (352 + 2 * 12) * 4);
+}
+
 TEST(Flops, VisionCountsOnlyLayersUpToTheFeatureLayer) {
     dl::LlavaConfig c = small_config();
     const double all_but_last = dl::vision_flops(c);
