@@ -48,23 +48,19 @@ Stat stat_of(std::vector<double> v) {
     return s;
 }
 
-// Peak resident set size since the last reset, in bytes (VmHWM). Linux only; 0 elsewhere.
-int64_t peak_rss_bytes() {
+// A "Key:   N kB" line of /proc/self/status, in bytes; 0 where /proc is missing (not Linux).
+int64_t proc_status_bytes(const char* key) {
     std::ifstream f("/proc/self/status");
+    const std::string prefix = std::string(key) + ":";
     std::string line;
     while (std::getline(f, line))
-        if (line.rfind("VmHWM:", 0) == 0) return int64_t(std::stoll(line.substr(6))) * 1024;
+        if (line.rfind(prefix, 0) == 0) return int64_t(std::stoll(line.substr(prefix.size()))) * 1024;
     return 0;
 }
 
-// Current resident set size in bytes (VmRSS); 0 where /proc is missing.
-int64_t rss_bytes() {
-    std::ifstream f("/proc/self/status");
-    std::string line;
-    while (std::getline(f, line))
-        if (line.rfind("VmRSS:", 0) == 0) return int64_t(std::stoll(line.substr(6))) * 1024;
-    return 0;
-}
+// Peak resident set size since the last reset (VmHWM), and the current one (VmRSS).
+int64_t peak_rss_bytes() { return proc_status_bytes("VmHWM"); }
+int64_t rss_bytes() { return proc_status_bytes("VmRSS"); }
 
 // Minor page faults of this process so far: each is a fresh page the kernel had to map (and zero),
 // which costs microseconds on a virtual machine; allocations that are reused cause none.
