@@ -93,6 +93,19 @@ std::string default_image() {
 #endif
 }
 
+// The best of max(3, reps) timed calls of `once` (after one untimed call) as `work` / second / 1e9.
+template <class F>
+double best_rate(F&& once, double work, int reps) {
+    once();
+    std::vector<double> rates;
+    for (int r = 0; r < std::max(3, reps); ++r) {
+        auto t0 = Clock::now();
+        once();
+        rates.push_back(work / std::chrono::duration<double>(Clock::now() - t0).count() / 1e9);
+    }
+    return stat_of(rates).max;
+}
+
 // GFLOP/s that at::matmul reaches on the shapes of the model's prefill linears (same dtype,
 // device, threads): the practical peak the whole prefill is compared against.
 double gemm_reference_gflops(const LlavaConfig& c, int64_t seq, at::ScalarType dtype, at::Device device, int reps) {
@@ -115,15 +128,7 @@ double gemm_reference_gflops(const LlavaConfig& c, int64_t seq, at::ScalarType d
         at::linear(h, wd);
         if (device.is_cuda()) torch::cuda::synchronize(device.index() < 0 ? -1 : device.index());
     };
-    once();
-    std::vector<double> rates;
-    for (int r = 0; r < std::max(3, reps); ++r) {
-        auto t0 = Clock::now();
-        once();
-        const double s = std::chrono::duration<double>(Clock::now() - t0).count();
-        rates.push_back(flops / s / 1e9);
-    }
-    return stat_of(rates).max;
+    return best_rate(once, flops, reps);
 }
 
 // Bytes per second that one large copy on the device reaches with the session's threads, counted
@@ -137,15 +142,7 @@ double copy_rate_gbs(at::Device device, int reps) {
         dst.copy_(src);
         if (device.is_cuda()) torch::cuda::synchronize(device.index() < 0 ? -1 : device.index());
     };
-    once();
-    std::vector<double> rates;
-    for (int r = 0; r < std::max(3, reps); ++r) {
-        auto t0 = Clock::now();
-        once();
-        const double s = std::chrono::duration<double>(Clock::now() - t0).count();
-        rates.push_back(2.0 * double(n) * 4 / s / 1e9);
-    }
-    return stat_of(rates).max;
+    return best_rate(once, 2.0 * double(n) * 4, reps);
 }
 
 std::string fmt(double v, int prec = 2) {
