@@ -3,7 +3,6 @@
 #include "core/model/llava.h"
 
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 #include <nlohmann/json.hpp>
 #include <torch/cuda.h>
@@ -224,7 +223,7 @@ int run_bench(const BenchArgs& a) {
     // The runtime's own resident memory before any model (libraries, the thread pool and the BLAS
     // buffers, which one small matrix product starts): the fixed overhead that peak RSS is stated
     // against, with the weights in the compute dtype.
-    if (a.threads > 0) at::set_num_threads(a.threads);
+    set_compute_threads(a.threads);  // what the session will use (0: every hardware thread)
     (void)at::mm(at::ones({256, 256}), at::ones({256, 256})).sum().item<float>();
     const int64_t runtime_rss = rss_bytes();
 
@@ -354,7 +353,7 @@ int run_bench(const BenchArgs& a) {
     const int elt = int(at::elementSize(dtype));
     const TextConfig& tc = config.text;
     const double weight_read = double(decode_weight_bytes(tc, elt));
-    const double kv_row = 2.0 * tc.num_key_value_heads * tc.head_dim() * elt * tc.num_hidden_layers;
+    const double kv_row = double(kv_cache_bytes(tc, std::vector<int64_t>(size_t(tc.num_hidden_layers), 1), elt));
     const double weights_compute = double(info.num_parameters) * elt;
     for (Row& r : rows) {
         r.decode_bytes = weight_read + std::max(0.0, double(r.kv_bytes) - 0.5 * r.out_tokens * kv_row);
